@@ -1,0 +1,39 @@
+"""Steps that are the same on every systemd distribution, for drivers to reuse."""
+
+from __future__ import annotations
+
+from serverprep.drivers.commands import Command, Shell
+from serverprep.drivers.types import PlanOptions, StepPlan
+
+
+def docker_service_steps(options: PlanOptions) -> list[StepPlan]:
+    """start_docker, configure_user and verify_docker: the same on every systemd distro."""
+    user = options.user
+    return [
+        StepPlan(
+            "start_docker",
+            check=[Shell("systemctl is-enabled --quiet docker && systemctl is-active --quiet docker")],
+            check_description="docker.service is enabled and active",
+            commands=[Command(("systemctl", "enable", "--now", "docker.service"))],
+        ),
+        StepPlan(
+            "configure_user",
+            skip_reason="root needs no docker group" if user == "root" else "",
+            check=[Shell('id -nG -- "$1" | tr " " "\\n" | grep -qx docker', (user,))],
+            check_description=f"{user} is in the docker group",
+            commands=[Command(("usermod", "-aG", "docker", "--", user))],
+        ),
+        StepPlan(
+            "verify_docker",
+            as_user=True,
+            commands=[
+                Command(("docker", "info", "--format", "Docker {{.ServerVersion}} answering, storage driver {{.Driver}}, cgroup {{.CgroupVersion}}")),
+                Shell(
+                    "if docker compose version 2>/dev/null; then :; "
+                    "elif command -v docker-compose >/dev/null; then docker-compose version; "
+                    'else echo "no docker compose plugin or docker-compose command" >&2; exit 1; fi',
+                    description="docker compose version || docker-compose version",
+                ),
+            ],
+        ),
+    ]

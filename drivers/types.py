@@ -1,0 +1,193 @@
+"""The data a driver receives and returns: facts and options in, a plan out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol, runtime_checkable
+
+from serverprep.drivers.commands import RemoteCommand
+from serverprep.drivers.osrelease import OsRelease
+
+#: The steps of every preparation, in order. detect_os is run by serverprep itself.
+STEP_NAMES: tuple[str, ...] = (
+    "detect_os",
+    "update_packages",
+    "install_dependencies",
+    "install_docker",
+    "start_docker",
+    "configure_user",
+    "verify_docker",
+)
+#: The steps a driver plans.
+PLANNED_STEPS: tuple[str, ...] = STEP_NAMES[1:]
+
+
+class DockerSource(str, Enum):
+    OFFICIAL = "official"
+    DISTRO = "distro"
+
+
+# uname -m → Debian/Docker package architecture, for systems without dpkg.
+_MACHINE_ARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv7l": "armhf",
+    "armv6l": "armhf",
+    "ppc64le": "ppc64el",
+    "s390x": "s390x",
+    "i686": "i386",
+    "i386": "i386",
+    "riscv64": "riscv64",
+}
+
+
+def machine_to_arch(machine: str) -> str:
+    return _MACHINE_ARCH.get(machine, machine)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What serverprep learned about a server in one read-only round trip."""
+
+    os_release: OsRelease
+    #: ``uname -m``, e.g. x86_64.
+    machine: str = ""
+    #: ``dpkg --print-architecture`` where dpkg exists, else empty.
+    dpkg_architecture: str = ""
+    #: Login user name and uid.
+    user: str = "root"
+    uid: int = 0
+    #: Programs found on PATH (of those serverprep looks for).
+    commands: frozenset[str] = frozenset()
+    #: Output of ``docker --version`` when Docker is installed.
+    docker_version: str = ""
+    #: First line of ``dnf --version`` (dnf5 prints "dnf5 version 5...").
+    dnf_version: str = ""
+
+    @property
+    def is_root(self) -> bool:
+        return self.uid == 0
+
+    @property
+    def architecture(self) -> str:
+        """Package architecture: dpkg's answer when there is one, else uname -m mapped."""
+        return self.dpkg_architecture or machine_to_arch(self.machine)
+
+    def has(self, program: str) -> bool:
+        return program in self.commands
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What the caller asked for."""
+
+    docker_source: DockerSource = DockerSource.OFFICIAL
+    #: User to add to the docker group (the SSH login user).
+    user: str = "root"
+    #: Base URL of Docker's repositories (a mirror for air-gapped sites).
+    repository_base: str = "https://download.docker.com"
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A package repository a plan adds: for apt, url + suite + component."""
+
+    url: str
+    suite: str = ""
+    component: str = ""
+    key_url: str = ""
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """One step: skipped when every ``check`` command exits 0, else ``commands`` run in order.
+
+    ``as_user`` steps run without sudo on a new SSH connection, as the login user
+    would, so that fresh group memberships apply. ``skip_reason`` skips a step
+    that does not apply (no command is run).
+    """
+
+    name: str
+    commands: Sequence[RemoteCommand] = ()
+    check: Sequence[RemoteCommand] = ()
+    as_user: bool = False
+    skip_reason: str = ""
+    #: What the check proves when it passes, e.g. "docker.io is installed".
+    check_description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.name not in PLANNED_STEPS:
+            raise ValueError(f"unknown step {self.name!r}; steps are {', '.join(PLANNED_STEPS)}")
+        object.__setattr__(self, "commands", tuple(self.commands))
+        object.__setattr__(self, "check", tuple(self.check))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a preparation will run, step by step, decided before it starts."""
+
+    driver: str
+    os_release: OsRelease
+    architecture: str
+    codename: str
+    steps: Sequence[StepPlan]
+    repository: Repository | None = None
+
+    def __post_init__(self) -> None:
+        names = tuple(s.name for s in self.steps)
+        if names != PLANNED_STEPS:
+            raise ValueError(f"a plan has the steps {', '.join(PLANNED_STEPS)} in order, got {', '.join(names)}")
+        object.__setattr__(self, "steps", tuple(self.steps))
+
+    def step(self, name: str) -> StepPlan:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """An OS driver. Pure: it never connects anywhere.
+
+    ``name`` is unique among installed drivers. ``distros`` is a human list of what it
+    claims (for ``serverprep drivers``). ``match`` says how specifically it claims an
+    OS: ``None`` (not at all), 1 (through ID_LIKE), 2 (by ID), higher for a more
+    specific claim; the highest claim wins and a tie is an error.
+    """
+
+    name: str
+    distros: Sequence[str]
+
+    def match(self, os_release: OsRelease) -> int | None: ...
+
+    def plan(self, facts: Facts, options: PlanOptions) -> Plan: ...
+
+
+@dataclass(frozen=True)
+class Unsupported(Exception):
+    """Raised by a driver's ``plan`` for an OS it claims but cannot serve (e.g. CentOS 7)."""
+
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+__all__ = [
+    "STEP_NAMES",
+    "PLANNED_STEPS",
+    "DockerSource",
+    "Driver",
+    "Facts",
+    "Plan",
+    "PlanOptions",
+    "Repository",
+    "StepPlan",
+    "Unsupported",
+    "machine_to_arch",
+]

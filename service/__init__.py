@@ -1,0 +1,1 @@
+"""The serverprep gRPC service."""

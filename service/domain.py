@@ -1,0 +1,136 @@
+"""Domain types shared by the engine, the store and the API edge."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class PrepState(str, enum.Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def active(self) -> bool:
+        return self in (PrepState.PENDING, PrepState.RUNNING)
+
+
+class StepState(str, enum.Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+
+    @property
+    def done(self) -> bool:
+        return self in (StepState.SUCCEEDED, StepState.SKIPPED)
+
+
+class Stream(str, enum.Enum):
+    STDOUT = "STDOUT"
+    STDERR = "STDERR"
+    EVENT = "EVENT"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Login secrets of a server. Never rendered: repr shows only which are set."""
+
+    private_key: str = field(default="", repr=False)
+    private_key_passphrase: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+    sudo_password: str = field(default="", repr=False)
+
+    def values(self) -> list[str]:
+        return [v for v in (self.private_key_passphrase, self.password, self.sudo_password) if v]
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    host: str
+    port: int
+    user: str
+    secrets: Secrets
+    host_key: str = ""
+    accept_new_host_key: bool = False
+
+
+@dataclass(frozen=True)
+class Server:
+    id: int
+    name: str
+    host: str
+    port: int
+    user: str
+    host_key: str
+    accept_new_host_key: bool
+    created_at: float
+    secrets: Secrets = field(default_factory=Secrets, repr=False)
+
+
+@dataclass(frozen=True)
+class Options:
+    docker_source: str = "official"
+    step_timeout: float = 900.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"docker_source": self.docker_source, "step_timeout": self.step_timeout}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Options:
+        return cls(docker_source=data.get("docker_source", "official"), step_timeout=float(data.get("step_timeout", 900.0)))
+
+
+@dataclass
+class StepRecord:
+    name: str
+    state: StepState = StepState.PENDING
+    exit_code: int | None = None
+    message: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+
+
+@dataclass
+class Preparation:
+    id: str
+    server: str
+    server_id: int
+    state: PrepState
+    options: Options
+    steps: list[StepRecord]
+    request_id: str = ""
+    attempt: int = 1
+    os: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    message: str = ""
+    failed_step: str = ""
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    last_seq: int = 0
+
+    def step(self, name: str) -> StepRecord:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    seq: int
+    time: float
+    step: str
+    stream: Stream
+    text: str
+    step_state: StepState | None = None
+    prep_state: PrepState | None = None

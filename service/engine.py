@@ -1,0 +1,457 @@
+"""Runs preparations: facts → driver → plan → steps, with every transition stored."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from serverprep.drivers import STEP_NAMES, DockerSource, Facts, OsRelease, Plan, PlanOptions, StepPlan
+from serverprep.service import remote, ssh
+from serverprep.service.domain import Options, Preparation, PrepState, Server, StepState, Stream
+from serverprep.service.errors import (
+    Cancelled,
+    FactsFailed,
+    Interrupted,
+    NotCancellable,
+    NotRetryable,
+    ServerprepError,
+    ServiceUnavailable,
+    StepFailed,
+    StepTimeout,
+    SudoFailed,
+)
+from serverprep.service.logbus import Journal, LogBus
+from serverprep.service.plugins import DriverRegistry
+from serverprep.service.store import Store
+
+log = logging.getLogger(__name__)
+
+DETECT = STEP_NAMES[0]
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    max_concurrent: int = 16
+    connect_timeout: float = 15.0
+    keepalive_interval: float = 10.0
+    keepalive_count_max: int = 3
+    #: Seconds between SIGTERM and SIGKILL for a remote command being stopped.
+    kill_grace: float = 5.0
+
+
+def redactor(secrets: list[str]) -> Callable[[str], str]:
+    """Replace every secret (of 4+ characters) in a text with ********."""
+    values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+    if not values:
+        return lambda text: text
+
+    def redact(text: str) -> str:
+        for value in values:
+            if value in text:
+                text = text.replace(value, "********")
+        return text
+
+    return redact
+
+
+def facts_to_json(facts: Facts) -> dict:
+    data = dataclasses.asdict(facts)
+    data["os_release"] = dict(facts.os_release.fields)
+    data["commands"] = sorted(facts.commands)
+    return data
+
+
+def facts_from_json(data: dict) -> Facts:
+    values = dict(data)
+    values["os_release"] = OsRelease.from_fields(values.get("os_release", {}))
+    values["commands"] = frozenset(values.get("commands", ()))
+    return Facts(**values)
+
+
+def os_summary(plan: Plan) -> dict[str, str]:
+    osr = plan.os_release
+    return {
+        "id": osr.id,
+        "version_id": osr.version_id,
+        "pretty_name": osr.describe(),
+        "codename": plan.codename,
+        "architecture": plan.architecture,
+        "driver": plan.driver,
+    }
+
+
+class _Run:
+    """The state of one preparation while it runs."""
+
+    def __init__(self, prep: Preparation, server: Server, journal: Journal):
+        self.prep = prep
+        self.server = server
+        self.journal = journal
+        self.conn: ssh.Connection | None = None
+        self.facts: Facts | None = None
+        self.current_step = ""
+        self.remote_pid: int | None = None
+        self.remote_privileged = True
+        self.stop_reason: type[ServerprepError] | None = None
+
+
+class Engine:
+    def __init__(self, store: Store, drivers: DriverRegistry, bus: LogBus, settings: EngineSettings | None = None):
+        self.store = store
+        self.drivers = drivers
+        self.bus = bus
+        self.settings = settings or EngineSettings()
+        self._slots = asyncio.Semaphore(self.settings.max_concurrent)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._runs: dict[str, _Run] = {}
+        self._accepting = True
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover from a previous process: RUNNING ones were interrupted, PENDING ones resume."""
+        for prep_id in await self.store.run(self.store.running_preparations):
+            await self._mark_interrupted(prep_id)
+        for prep_id in await self.store.run(self.store.pending_preparations):
+            prep = await self.store.run(self.store.get_preparation, prep_id)
+            self._launch(prep)
+
+    async def _mark_interrupted(self, prep_id: str) -> None:
+        prep = await self.store.run(self.store.get_preparation, prep_id)
+        journal = self.bus.open(prep_id, await self.store.run(self.store.max_seq, prep_id), lambda t: t)
+        running = next((s.name for s in prep.steps if s.state is StepState.RUNNING), "")
+        message = "serverprep stopped while this preparation ran; Retry resumes it"
+        now = time.time()
+        if running:
+            journal.emit(running, Stream.EVENT, f"{running} interrupted", step_state=StepState.FAILED)
+            await journal.flush(step_update=(running, {"state": StepState.FAILED, "message": message, "finished_at": now}))
+        journal.emit("", Stream.EVENT, f"preparation FAILED: INTERRUPTED: {message}", prep_state=PrepState.FAILED)
+        await journal.flush(
+            prep_update={"state": PrepState.FAILED, "reason": Interrupted.reason, "message": message, "failed_step": running, "finished_at": now}
+        )
+        await self.bus.close(prep_id)
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop taking work; give running preparations ``grace`` seconds, then interrupt them."""
+        self._accepting = False
+        tasks = list(self._tasks.values())
+        if tasks:
+            done, still = await asyncio.wait(tasks, timeout=grace)
+            for prep_id, task in list(self._tasks.items()):
+                if task in still:
+                    run = self._runs.get(prep_id)
+                    if run:
+                        run.stop_reason = Interrupted
+                    task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=self.settings.kill_grace + 5)
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    # -- requests -----------------------------------------------------------
+
+    async def prepare(self, server_name: str, options: Options, request_id: str = "") -> tuple[Preparation, bool]:
+        self._require_accepting()
+        prep, created = await self.store.run(self.store.create_preparation, server_name, options, request_id, STEP_NAMES)
+        if created:
+            self._launch(prep)
+        return prep, created
+
+    async def retry(self, server_name: str, prep_id: str = "") -> Preparation:
+        self._require_accepting()
+        prep = await self.store.run(self.store.find_preparation, server_name, prep_id)
+        if prep.state not in (PrepState.FAILED, PrepState.CANCELLED):
+            raise NotRetryable(
+                f"preparation {prep.id} is {prep.state.value}: only FAILED or CANCELLED ones can be retried",
+                metadata={"preparation_id": prep.id, "state": prep.state.value},
+            )
+        prep = await self.store.run(self.store.reset_for_retry, prep.id)
+        self._launch(prep)
+        return prep
+
+    async def cancel(self, server_name: str, prep_id: str = "") -> Preparation:
+        prep = await self.store.run(self.store.find_preparation, server_name, prep_id)
+        task = self._tasks.get(prep.id)
+        if not prep.state.active or task is None:
+            raise NotCancellable(
+                f"preparation {prep.id} is {prep.state.value}: only PENDING or RUNNING ones can be cancelled",
+                metadata={"preparation_id": prep.id, "state": prep.state.value},
+            )
+        run = self._runs.get(prep.id)
+        if run:
+            run.stop_reason = Cancelled
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+        return await self.store.run(self.store.get_preparation, prep.id)
+
+    def _require_accepting(self) -> None:
+        if not self._accepting:
+            raise ServiceUnavailable("serverprep is shutting down and takes no new work")
+
+    def _launch(self, prep: Preparation) -> None:
+        task = asyncio.create_task(self._run(prep), name=f"prepare-{prep.id}")
+        self._tasks[prep.id] = task
+        task.add_done_callback(lambda _t, pid=prep.id: self._tasks.pop(pid, None))
+
+    # -- running ------------------------------------------------------------
+
+    async def _run(self, prep: Preparation) -> None:
+        server = await self.store.run(self.store.get_server, prep.server)
+        journal = self.bus.open(prep.id, prep.last_seq, redactor(server.secrets.values()))
+        run = _Run(prep, server, journal)
+        self._runs[prep.id] = run
+        try:
+            if self._slots.locked():
+                journal.emit("", Stream.EVENT, f"waiting for a free slot ({self.settings.max_concurrent} preparations run at once)")
+            async with self._slots:
+                await self._execute(run)
+        except asyncio.CancelledError:
+            # Cancelled while waiting for a slot, or _execute re-raised after recording.
+            if (await self.store.run(self.store.get_preparation, prep.id)).state.active:
+                await self._finish(run, run.stop_reason or Cancelled, "stopped before it started")
+        except Exception:  # never leave a preparation RUNNING because of a bug
+            log.exception("preparation %s crashed", prep.id)
+            with contextlib.suppress(Exception):
+                await self._finish(run, ServerprepError, "internal error in serverprep; see the service log", reason="INTERNAL")
+        finally:
+            self._runs.pop(prep.id, None)
+            if run.conn is not None:
+                await run.conn.close()
+            await self.bus.close(prep.id)
+
+    async def _execute(self, run: _Run) -> None:
+        prep, journal = run.prep, run.journal
+        now = time.time()
+        started = prep.started_at or now
+        journal.emit("", Stream.EVENT, f"preparation RUNNING (attempt {prep.attempt})", prep_state=PrepState.RUNNING)
+        await journal.flush(prep_update={"state": PrepState.RUNNING, "started_at": started, "finished_at": None})
+        try:
+            facts = None
+            if prep.step(DETECT).state.done:
+                facts = facts_from_json(prep.facts)
+            plan_steps: list[StepPlan] = []
+            first = next((s.name for s in prep.steps if not s.state.done), None)
+            if first is None:
+                await self._finish(run, None, "")
+                return
+            await self._begin_step(run, first)
+            run.conn = await self._connect(run)
+            if facts is None:
+                facts, plan = await self._detect(run)
+            else:
+                plan = self._plan(run, facts)
+            plan_steps = list(plan.steps)
+            for step in plan_steps:
+                if prep.step(step.name).state.done:
+                    continue
+                if run.current_step != step.name:
+                    await self._begin_step(run, step.name)
+                await self._run_step(run, facts, step)
+        except asyncio.CancelledError:
+            reason = run.stop_reason or Cancelled
+            await self._fail(run, reason(f"{'cancelled' if reason is Cancelled else 'interrupted by shutdown'}"))
+            raise
+        except ServerprepError as e:
+            await self._fail(run, e)
+            return
+        await self._finish(run, None, "")
+
+    async def _connect(self, run: _Run, *, as_user: bool = False) -> ssh.Connection:
+        server, s = run.server, self.settings
+        target = ssh.Target(
+            host=server.host,
+            port=server.port,
+            user=server.user,
+            secrets=server.secrets,
+            host_key=server.host_key,
+            connect_timeout=s.connect_timeout,
+            keepalive_interval=s.keepalive_interval,
+            keepalive_count_max=s.keepalive_count_max,
+        )
+        what = "a new SSH session" if as_user else "SSH"
+        run.journal.emit(run.current_step, Stream.EVENT, f"connecting over {what} to {server.user}@{server.host}:{server.port}")
+        conn = await ssh.connect(target)
+        if not server.host_key:
+            await self.store.run(self.store.pin_host_key, server.id, conn.host_key)
+            run.server = server = dataclasses.replace(server, host_key=conn.host_key)
+            run.journal.emit(run.current_step, Stream.EVENT, f"host key pinned on first connection: {ssh.fingerprint(conn.host_key)}")
+        return conn
+
+    async def _detect(self, run: _Run) -> tuple[Facts, Plan]:
+        assert run.conn is not None
+        marker = remote.new_marker()
+        lines: list[str] = []
+
+        def collect(stream: Stream, text: str) -> None:
+            if stream is Stream.STDOUT:
+                lines.append(text)
+            shown = text.replace(marker, "").strip() if text.startswith(marker) else text
+            run.journal.emit(DETECT, stream, shown)
+
+        code = await run.conn.run(remote.invoke(remote.facts_script(marker), privileged=False).command, on_line=collect, timeout=60)
+        if code != 0:
+            raise FactsFailed(f"gathering facts exited with {code}", metadata={"exit_code": str(code)})
+        facts = remote.parse_facts(lines, marker)
+        plan = self._plan(run, facts)
+        os_info = os_summary(plan)
+        await self.store.run(self.store.update_preparation, run.prep.id, os=os_info, facts=facts_to_json(facts))
+        run.prep.os, run.prep.facts = os_info, facts_to_json(facts)
+        summary = (
+            f"detected {os_info['pretty_name']} ({os_info['codename'] or 'no codename'}, {os_info['architecture']}), "
+            f"user {facts.user} (uid {facts.uid}), driver {plan.driver}"
+        )
+        await self._end_step(run, DETECT, StepState.SUCCEEDED, summary)
+        return facts, plan
+
+    def _plan(self, run: _Run, facts: Facts) -> Plan:
+        options = PlanOptions(docker_source=DockerSource(run.prep.options.docker_source), user=run.server.user)
+        return self.drivers.plan(facts, options)
+
+    async def _begin_step(self, run: _Run, name: str) -> None:
+        run.current_step = name
+        run.journal.emit(name, Stream.EVENT, f"{name} RUNNING", step_state=StepState.RUNNING)
+        await run.journal.flush(
+            step_update=(name, {"state": StepState.RUNNING, "started_at": time.time(), "finished_at": None, "exit_code": None, "message": "", "new_attempt": True})
+        )
+        run.prep.step(name).state = StepState.RUNNING
+
+    async def _end_step(self, run: _Run, name: str, state: StepState, message: str, exit_code: int | None = None) -> None:
+        text = f"{name} {state.value}" + (f": {message}" if message else "")
+        run.journal.emit(name, Stream.EVENT, text, step_state=state)
+        await run.journal.flush(
+            step_update=(name, {"state": state, "finished_at": time.time(), "message": run.journal.redact(message), "exit_code": exit_code})
+        )
+        run.prep.step(name).state = state
+        run.current_step = ""
+
+    async def _run_step(self, run: _Run, facts: Facts, step: StepPlan) -> None:
+        if step.skip_reason:
+            await self._end_step(run, step.name, StepState.SKIPPED, step.skip_reason)
+            return
+        if not step.commands and not step.check:
+            await self._end_step(run, step.name, StepState.SKIPPED, "nothing to do")
+            return
+        conn = run.conn
+        fresh = None
+        if step.as_user:
+            fresh = conn = await self._connect(run, as_user=True)
+        assert conn is not None
+        marker = remote.new_marker()
+        privileged = not step.as_user and not facts.is_root
+        invocation = remote.invoke(
+            remote.step_script(step, marker), privileged=privileged, sudo_password=run.server.secrets.sudo_password
+        )
+        state = {"started": False, "skipped": False, "command": -1}
+        journal = run.journal
+        run.remote_pid, run.remote_privileged = None, privileged
+
+        def on_line(stream: Stream, text: str) -> None:
+            if stream is Stream.STDOUT and text.startswith(marker):
+                kind, _, arg = text[len(marker) :].strip().partition(" ")
+                if kind == "start":
+                    state["started"] = True
+                    run.remote_pid = int(arg) if arg.isdigit() else None
+                elif kind == "skip":
+                    state["skipped"] = True
+                elif kind == "run" and arg.isdigit():
+                    state["command"] = int(arg)
+                    journal.emit(step.name, Stream.EVENT, f"$ {step.commands[int(arg)].display()}")
+                return
+            journal.emit(step.name, stream, text)
+
+        timeout = run.prep.options.step_timeout
+        try:
+            if step.check:
+                journal.emit(step.name, Stream.EVENT, f"checking: {step.check_description or 'already satisfied?'}")
+            try:
+                code = await conn.run(invocation.command, on_line=on_line, stdin=invocation.stdin, timeout=timeout)
+            except StepTimeout as e:
+                await self._stop_remote(run, conn)
+                raise StepTimeout(
+                    f"{self._command_text(step, state['command'])} did not finish within {timeout:.0f} s and was killed",
+                    command=self._command_text(step, state["command"]),
+                ) from e
+            except asyncio.CancelledError:
+                await asyncio.shield(self._stop_remote(run, conn))
+                raise
+        finally:
+            if fresh is not None:
+                await fresh.close()
+        if not state["started"]:
+            if privileged:
+                raise SudoFailed(
+                    f"sudo refused to run commands as root for {run.server.user!r} (exit {code}); "
+                    "give the server a sudo password or a NOPASSWD sudoers rule",
+                    metadata={"user": run.server.user, "exit_code": str(code)},
+                )
+            raise StepFailed(f"the step's shell did not start (exit {code})", exit_code=code)
+        if state["skipped"]:
+            await self._end_step(run, step.name, StepState.SKIPPED, f"already satisfied: {step.check_description}")
+        elif code == 0:
+            await self._end_step(run, step.name, StepState.SUCCEEDED, "", exit_code=0)
+        else:
+            command = self._command_text(step, state["command"])
+            raise StepFailed(f"{command} exited with {code}", exit_code=code, command=command, metadata={"exit_code": str(code)})
+
+    @staticmethod
+    def _command_text(step: StepPlan, index: int) -> str:
+        if 0 <= index < len(step.commands):
+            return step.commands[index].display()
+        return "the step's check"
+
+    async def _stop_remote(self, run: _Run, conn: ssh.Connection) -> None:
+        """Kill the step's remote process group: TERM, then KILL after a grace period."""
+        pid = run.remote_pid
+        if pid is None or conn.is_closed():
+            return
+        for signal in ("TERM", "KILL"):
+            invocation = remote.invoke(
+                remote.kill_script(pid, signal), privileged=run.remote_privileged, sudo_password=run.server.secrets.sudo_password
+            )
+            try:
+                await conn.run(invocation.command, on_line=lambda *_: None, stdin=invocation.stdin, timeout=10)
+            except ServerprepError as e:
+                log.warning("could not stop remote process group %s: %s", pid, e)
+                return
+            if signal == "TERM":
+                await asyncio.sleep(min(self.settings.kill_grace, 1.0))
+        run.journal.emit(run.current_step, Stream.EVENT, f"stopped the remote process group {pid}")
+
+    async def _fail(self, run: _Run, error: ServerprepError) -> None:
+        step = run.current_step
+        if step:
+            exit_code = getattr(error, "exit_code", None)
+            await self._end_step(run, step, StepState.FAILED, f"{error.reason}: {error.message}", exit_code=exit_code)
+        state = PrepState.CANCELLED if isinstance(error, Cancelled) else PrepState.FAILED
+        await self._finish(run, type(error), error.message, reason=error.reason, step=step, state=state)
+
+    async def _finish(
+        self,
+        run: _Run,
+        error: type[ServerprepError] | None,
+        message: str,
+        *,
+        reason: str = "",
+        step: str = "",
+        state: PrepState | None = None,
+    ) -> None:
+        if error is None:
+            state, text = PrepState.SUCCEEDED, "preparation SUCCEEDED"
+        else:
+            reason = reason or error.reason
+            state = state or (PrepState.CANCELLED if error is Cancelled else PrepState.FAILED)
+            text = f"preparation {state.value}: {reason}: {message}"
+        message = run.journal.redact(message)
+        run.journal.emit("", Stream.EVENT, run.journal.redact(text), prep_state=state)
+        await run.journal.flush(
+            prep_update={"state": state, "reason": reason, "message": message, "failed_step": step, "finished_at": time.time()}
+        )
+        run.prep.state = state

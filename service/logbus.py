@@ -1,0 +1,246 @@
+"""Log entries of running preparations: numbered, stored in batches, fanned out live."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from serverprep.service.domain import LogEntry, PrepState, StepState, Stream
+from serverprep.service.errors import PreparationNotFound, ServerprepError
+from serverprep.service.store import Store
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.2
+FLUSH_LINES = 500
+MAX_TEXT = 16 * 1024
+
+
+class _Overflow:
+    """Queued in place of entries a subscriber was too slow to take."""
+
+
+OVERFLOW = _Overflow()
+END = None
+
+
+class SubscriberTooSlow(ServerprepError):
+    reason = "STREAM_TOO_SLOW"
+
+
+class Subscription:
+    def __init__(self, limit: int):
+        self.queue: asyncio.Queue[LogEntry | _Overflow | None] = asyncio.Queue(limit + 2)
+        self.limit = limit
+
+    def offer(self, item: LogEntry | None) -> bool:
+        """Queue an item; on overflow, replace the backlog with OVERFLOW and return False."""
+        if item is not None and self.queue.qsize() >= self.limit:
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(OVERFLOW)
+            return False
+        self.queue.put_nowait(item)
+        return True
+
+
+class Journal:
+    """The log of one active preparation."""
+
+    def __init__(self, prep_id: str, store: Store, last_seq: int, redact: Callable[[str], str]):
+        self.prep_id = prep_id
+        self.store = store
+        self.seq = last_seq
+        self.redact = redact
+        self.pending: list[LogEntry] = []
+        self.inflight: list[LogEntry] = []
+        self.subscribers: set[Subscription] = set()
+        self.closed = False
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{prep_id}")
+
+    def emit(
+        self,
+        step: str,
+        stream: Stream,
+        text: str,
+        *,
+        step_state: StepState | None = None,
+        prep_state: PrepState | None = None,
+    ) -> LogEntry:
+        self.seq += 1
+        entry = LogEntry(
+            seq=self.seq,
+            time=time.time(),
+            step=step,
+            stream=stream,
+            text=self.redact(text[:MAX_TEXT]),
+            step_state=step_state,
+            prep_state=prep_state,
+        )
+        self.pending.append(entry)
+        for sub in list(self.subscribers):
+            if not sub.offer(entry):
+                self.subscribers.discard(sub)
+        if len(self.pending) >= FLUSH_LINES:
+            self._wake.set()
+        elif len(self.pending) == 1:
+            self._wake.set()
+        return entry
+
+    async def flush(self, *, step_update: tuple[str, dict[str, Any]] | None = None, prep_update: dict[str, Any] | None = None) -> None:
+        """Store pending entries (and a state change) in one transaction."""
+        async with self._lock:
+            self.inflight, self.pending = self.pending, []
+            try:
+                await self.store.run(
+                    self.store.append_logs, self.prep_id, self.inflight, step_update=step_update, prep_update=prep_update
+                )
+            except BaseException:
+                # Keep them for the next flush: nothing is dropped because a write failed.
+                self.pending[:0] = self.inflight
+                raise
+            finally:
+                self.inflight = []
+
+    def unflushed(self) -> list[LogEntry]:
+        return [*self.inflight, *self.pending]
+
+    def subscribe(self, limit: int) -> tuple[Subscription, list[LogEntry]]:
+        sub = Subscription(limit)
+        if self.closed:
+            sub.offer(END)
+        else:
+            self.subscribers.add(sub)
+        return sub, self.unflushed()
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.subscribers.discard(sub)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(FLUSH_INTERVAL)
+            if self.pending:
+                try:
+                    await self.flush()
+                except ServerprepError as e:
+                    log.error("cannot store log lines of %s: %s (will retry)", self.prep_id, e)
+                    self._wake.set()
+
+    async def close(self) -> None:
+        self._flusher.cancel()
+        try:
+            await self._flusher
+        except asyncio.CancelledError:
+            pass
+        if self.pending:
+            await self.flush()
+        self.closed = True
+        for sub in list(self.subscribers):
+            sub.offer(END)
+        self.subscribers.clear()
+
+
+class LogBus:
+    def __init__(self, store: Store, subscriber_limit: int = 10_000):
+        self.store = store
+        self.subscriber_limit = subscriber_limit
+        self.journals: dict[str, Journal] = {}
+
+    def open(self, prep_id: str, last_seq: int, redact: Callable[[str], str]) -> Journal:
+        journal = self.journals.get(prep_id)
+        if journal is None or journal.closed:
+            journal = Journal(prep_id, self.store, last_seq, redact)
+            self.journals[prep_id] = journal
+        return journal
+
+    async def close(self, prep_id: str) -> None:
+        journal = self.journals.pop(prep_id, None)
+        if journal is not None:
+            await journal.close()
+
+    async def follow(
+        self, prep_id: str, after_seq: int, *, follow: bool = True, poll_interval: float = 0.5
+    ) -> AsyncIterator[list[LogEntry]]:
+        """Entries after ``after_seq``: stored ones first, then live ones until the end.
+
+        Subscribes before reading the store, then drops what it has already sent, so
+        an entry is neither lost nor repeated between the two.
+        """
+        journal = self.journals.get(prep_id) if follow else None
+        sub, unflushed = journal.subscribe(self.subscriber_limit) if journal else (None, [])
+        last = after_seq
+        try:
+            while True:
+                rows = await self.store.run(self.store.read_logs, prep_id, last, 1000)
+                if not rows:
+                    break
+                last = rows[-1].seq
+                yield rows
+            extra = [e for e in unflushed if e.seq > last]
+            if extra:
+                last = extra[-1].seq
+                yield extra
+            if not follow:
+                return
+            if sub is None:
+                async for batch in self._poll(prep_id, last, poll_interval):
+                    last = batch[-1].seq
+                    yield batch
+                return
+            while True:
+                item = await sub.queue.get()
+                batch: list[LogEntry] = []
+                while True:
+                    if item is END:
+                        if batch:
+                            yield batch
+                        return
+                    if isinstance(item, _Overflow):
+                        if batch:
+                            yield batch
+                        raise SubscriberTooSlow(
+                            f"log reader fell more than {self.subscriber_limit} entries behind; "
+                            f"resume with after_seq={last}",
+                            metadata={"resume_after_seq": str(last)},
+                        )
+                    if item.seq > last:
+                        batch.append(item)
+                        last = item.seq
+                    if sub.queue.empty() or len(batch) >= 500:
+                        break
+                    item = sub.queue.get_nowait()
+                if batch:
+                    yield batch
+        finally:
+            if journal is not None and sub is not None:
+                journal.unsubscribe(sub)
+
+    async def _poll(self, prep_id: str, last: int, interval: float) -> AsyncIterator[list[LogEntry]]:
+        """Follow a preparation this process does not run (another replica, or already over)."""
+        while True:
+            try:
+                prep = await self.store.run(self.store.get_preparation, prep_id)
+            except PreparationNotFound:
+                return
+            while True:
+                rows = await self.store.run(self.store.read_logs, prep_id, last, 1000)
+                if not rows:
+                    break
+                last = rows[-1].seq
+                yield rows
+            if not prep.state.active:
+                return
+            journal = self.journals.get(prep_id)
+            if journal is not None:
+                # It started here meanwhile (e.g. a Retry): switch to live entries.
+                async for batch in self.follow(prep_id, last):
+                    yield batch
+                return
+            await asyncio.sleep(interval)

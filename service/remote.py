@@ -1,0 +1,119 @@
+"""Pure builders of the shell text serverprep sends, and parsers of what comes back."""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+from dataclasses import dataclass
+
+from serverprep.drivers import Facts, OsRelease, StepPlan
+
+FACT_PROGRAMS = (
+    "apt-get", "dpkg", "dnf", "dnf5", "yum", "microdnf", "zypper", "apk", "pacman",
+    "systemctl", "docker", "sudo", "setsid", "curl",
+)
+
+
+def new_marker() -> str:
+    """A token remote output cannot guess, to tell serverprep's own lines from a command's."""
+    return f"::serverprep-{secrets.token_hex(8)}::"
+
+
+def facts_script(marker: str) -> str:
+    """One read-only round trip that prints everything a driver decides on."""
+    m = shlex.quote(marker)
+    programs = " ".join(FACT_PROGRAMS)
+    return "\n".join(
+        [
+            f"M={m}",
+            'echo "$M os-release"',
+            "cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null",
+            'echo "$M end-os-release"',
+            'echo "$M machine $(uname -m)"',
+            'echo "$M uid $(id -u)"',
+            'echo "$M user $(id -un)"',
+            f'for c in {programs}; do command -v "$c" >/dev/null 2>&1 && echo "$M has $c"; done',
+            'command -v dpkg >/dev/null 2>&1 && echo "$M dpkg-arch $(dpkg --print-architecture 2>/dev/null)"',
+            'command -v docker >/dev/null 2>&1 && echo "$M docker $(docker --version 2>/dev/null)"',
+            'command -v dnf >/dev/null 2>&1 && echo "$M dnf $(dnf --version 2>/dev/null | head -n 1)"',
+            "exit 0",
+        ]
+    )
+
+
+def parse_facts(lines: list[str], marker: str) -> Facts:
+    """Facts from the lines facts_script printed (stdout only, in order)."""
+    os_lines: list[str] = []
+    in_os = False
+    values: dict[str, str] = {}
+    commands: set[str] = set()
+    for line in lines:
+        if not line.startswith(marker):
+            if in_os:
+                os_lines.append(line)
+            continue
+        key, _, value = line[len(marker) :].strip().partition(" ")
+        if key == "os-release":
+            in_os = True
+        elif key == "end-os-release":
+            in_os = False
+        elif key == "has":
+            commands.add(value.strip())
+        else:
+            values[key] = value.strip()
+    uid = values.get("uid", "")
+    return Facts(
+        os_release=OsRelease.from_text("\n".join(os_lines)),
+        machine=values.get("machine", ""),
+        dpkg_architecture=values.get("dpkg-arch", ""),
+        user=values.get("user", ""),
+        uid=int(uid) if uid.isdigit() else -1,
+        commands=frozenset(commands),
+        docker_version=values.get("docker", ""),
+        dnf_version=values.get("dnf", ""),
+    )
+
+
+def step_script(step: StepPlan, marker: str) -> str:
+    """The script of one step: announce the process group, check, then each command in turn.
+
+    Lines starting with ``marker`` are serverprep's: ``start PID``, ``skip``, ``run N``.
+    """
+    m = shlex.quote(marker)
+    lines = [
+        f"M={m}",
+        # Commands never read serverprep's stdin (which may have carried sudo's password).
+        "exec </dev/null",
+        'echo "$M start $$"',
+    ]
+    if step.check:
+        check = " && ".join(c.render() for c in step.check)
+        lines.append(f'if {{ {check}; }} >/dev/null 2>&1; then echo "$M skip"; exit 0; fi')
+    for i, command in enumerate(step.commands):
+        lines.append(f'echo "$M run {i}"')
+        lines.append(f"{command.render()} || exit $?")
+    lines.append("exit 0")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    command: str
+    stdin: str | None = None
+
+
+def invoke(script: str, *, privileged: bool, sudo_password: str = "") -> Invocation:
+    """Wrap a script so that it runs in its own process group, through sudo when asked.
+
+    The sudo password goes to standard input, never into the command line.
+    """
+    inner = ["setsid", "-w", "sh", "-c", script]
+    if not privileged:
+        return Invocation(shlex.join(inner))
+    if sudo_password:
+        return Invocation(shlex.join(["sudo", "-S", "-p", "", "-k", "--", *inner]), stdin=sudo_password + "\n")
+    return Invocation(shlex.join(["sudo", "-n", "--", *inner]))
+
+
+def kill_script(pid: int, signal: str = "TERM") -> str:
+    return f"kill -{signal} -- -{int(pid)} 2>/dev/null || true"

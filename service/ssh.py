@@ -1,0 +1,229 @@
+"""SSH to the servers being prepared: the only module that imports asyncssh."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncssh
+
+from serverprep.service.domain import Secrets, Stream
+from serverprep.service.errors import (
+    AuthFailed,
+    ConnectFailed,
+    ConnectionLost,
+    HostKeyMismatch,
+    RemoteError,
+    StepTimeout,
+)
+
+LineHandler = Callable[[Stream, str], Awaitable[None] | None]
+
+# A line longer than this is cut (the rest of it is dropped, the next line starts fresh).
+MAX_LINE = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int
+    user: str
+    secrets: Secrets = field(default_factory=Secrets, repr=False)
+    #: Pinned key ("ssh-ed25519 AAAA..."); empty to accept (and report) the first one seen.
+    host_key: str = ""
+    connect_timeout: float = 15.0
+    keepalive_interval: float = 10.0
+    keepalive_count_max: int = 3
+
+
+def fingerprint(host_key: str) -> str:
+    """SHA256 fingerprint of an OpenSSH public key line, as ssh-keygen -l shows it."""
+    try:
+        return asyncssh.import_public_key(host_key).get_fingerprint("sha256")
+    except (asyncssh.KeyImportError, ValueError):
+        return ""
+
+
+def normalize_host_key(text: str) -> str:
+    """Return "TYPE BASE64" for a public key line, or raise ValueError."""
+    try:
+        key = asyncssh.import_public_key(text.strip())
+    except (asyncssh.KeyImportError, ValueError) as e:
+        raise ValueError(f"not an OpenSSH public key: {e}") from None
+    return _openssh(key)
+
+
+def _openssh(key: asyncssh.SSHKey) -> str:
+    kind, data = key.export_public_key("openssh").decode().split()[:2]
+    return f"{kind} {data}"
+
+
+def check_private_key(text: str, passphrase: str) -> None:
+    """Raise ValueError when a private key cannot be read (bad text, wrong passphrase)."""
+    try:
+        asyncssh.import_private_key(text, passphrase or None)
+    except (asyncssh.KeyImportError, ValueError) as e:
+        raise ValueError(f"cannot read the private key: {e}") from None
+
+
+def _host_key_algs(pinned: str) -> list[str] | str:
+    kind = pinned.split()[0]
+    if kind == "ssh-rsa":
+        return ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
+    return [kind]
+
+
+class _Client(asyncssh.SSHClient):
+    def __init__(self, pinned: str):
+        self.pinned = asyncssh.import_public_key(pinned) if pinned else None
+        self.presented: asyncssh.SSHKey | None = None
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        self.presented = key
+        return self.pinned is None or key == self.pinned
+
+
+class Connection:
+    """One SSH connection; commands run on it one after another or concurrently."""
+
+    def __init__(self, conn: asyncssh.SSHClientConnection, host_key: str):
+        self._conn = conn
+        #: The host key the server presented ("TYPE BASE64").
+        self.host_key = host_key
+
+    async def run(
+        self,
+        command: str,
+        *,
+        on_line: LineHandler,
+        stdin: str | None = None,
+        timeout: float | None = None,
+    ) -> int:
+        """Run ``command``, passing each output line to ``on_line`` as it arrives.
+
+        Returns the exit status (255 when the remote killed it with a signal).
+        """
+        try:
+            process = await self._conn.create_process(command, encoding=None, stdin=asyncssh.PIPE)
+        except (OSError, asyncssh.Error) as e:
+            raise _lost(e) from e
+        try:
+            if stdin is not None:
+                process.stdin.write(stdin.encode())
+            process.stdin.write_eof()
+            readers = [
+                _pump(process.stdout, Stream.STDOUT, on_line),
+                _pump(process.stderr, Stream.STDERR, on_line),
+            ]
+            await asyncio.wait_for(asyncio.gather(*readers), timeout)
+            completed = await asyncio.wait_for(process.wait(), 30 if timeout is None else max(timeout, 30))
+        except asyncio.TimeoutError:
+            process.close()
+            raise StepTimeout(f"no end after {timeout:.0f} s", exit_code=None) from None
+        except (OSError, asyncssh.Error) as e:
+            raise _lost(e) from e
+        finally:
+            process.close()
+        if completed.exit_status is None:
+            if self._conn.is_closed():
+                raise ConnectionLost("the SSH connection closed while the command ran")
+            return 255
+        return completed.exit_status
+
+    async def close(self) -> None:
+        self._conn.close()
+        try:
+            await asyncio.wait_for(self._conn.wait_closed(), 5)
+        except (asyncio.TimeoutError, OSError, asyncssh.Error):
+            pass
+
+    def is_closed(self) -> bool:
+        return self._conn.is_closed()
+
+
+async def _pump(reader: asyncssh.SSHReader[bytes], stream: Stream, on_line: LineHandler) -> None:
+    while True:
+        try:
+            raw = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as e:
+            if e.partial:
+                await _deliver(on_line, stream, e.partial)
+            return
+        await _deliver(on_line, stream, raw)
+
+
+async def _deliver(on_line: LineHandler, stream: Stream, raw: bytes) -> None:
+    text = raw[:MAX_LINE].decode("utf-8", "replace").rstrip("\r\n")
+    result = on_line(stream, text)
+    if result is not None:
+        await result
+
+
+def _lost(e: BaseException) -> RemoteError:
+    if isinstance(e, RemoteError):
+        return e
+    return ConnectionLost(f"SSH connection lost: {e}")
+
+
+async def connect(target: Target) -> Connection:
+    """Open a connection, verifying the server's key against the pinned one."""
+    client = _Client(target.host_key)
+    secrets = target.secrets
+    keys = [asyncssh.import_private_key(secrets.private_key, secrets.private_key_passphrase or None)] if secrets.private_key else None
+    where = f"{target.host}:{target.port}"
+    try:
+        conn, _ = await asyncssh.create_connection(
+            lambda: client,
+            target.host,
+            target.port,
+            username=target.user,
+            client_keys=keys,
+            password=secrets.password or None,
+            agent_path=None,
+            config=[],
+            # Trust nothing by default: every key goes to _Client.validate_host_public_key.
+            known_hosts=([], [], []),
+            server_host_key_algs=_host_key_algs(target.host_key) if target.host_key else "default",
+            connect_timeout=target.connect_timeout,
+            login_timeout=target.connect_timeout,
+            keepalive_interval=target.keepalive_interval,
+            keepalive_count_max=target.keepalive_count_max,
+            kbdint_auth=False,
+        )
+    except asyncssh.HostKeyNotVerifiable as e:
+        raise _mismatch(target, client.presented) from e
+    except asyncssh.KeyExchangeFailed as e:
+        if target.host_key:
+            raise HostKeyMismatch(
+                f"{where} offers no {target.host_key.split()[0]} host key, the pinned key's type: {e.reason}",
+                metadata={"expected_fingerprint": fingerprint(target.host_key)},
+            ) from e
+        raise ConnectFailed(f"SSH key exchange with {where} failed: {e.reason}") from e
+    except asyncssh.PermissionDenied as e:
+        raise AuthFailed(
+            f"{where} refused the login of {target.user!r}: {e.reason}", metadata={"user": target.user}
+        ) from e
+    except socket.gaierror as e:
+        raise ConnectFailed(f"cannot resolve {target.host!r}: {e.strerror}", reason="HOST_UNKNOWN") from e
+    except ConnectionRefusedError as e:
+        raise ConnectFailed(f"{where} refused the connection (is sshd running on that port?)", reason="CONNECTION_REFUSED") from e
+    except asyncio.TimeoutError as e:
+        raise ConnectFailed(f"no SSH answer from {where} within {target.connect_timeout:.0f} s", reason="CONNECT_TIMEOUT") from e
+    except asyncssh.Error as e:
+        raise ConnectFailed(f"SSH connection to {where} failed: {e.reason}") from e
+    except OSError as e:
+        raise ConnectFailed(f"cannot connect to {where}: {e.strerror or e}", reason="HOST_UNREACHABLE") from e
+    key = conn.get_server_host_key()
+    return Connection(conn, _openssh(key) if key else "")
+
+
+def _mismatch(target: Target, presented: asyncssh.SSHKey | None) -> HostKeyMismatch:
+    expected = fingerprint(target.host_key)
+    got = presented.get_fingerprint("sha256") if presented else "unknown"
+    return HostKeyMismatch(
+        f"host key of {target.host}:{target.port} changed: expected {expected}, presented {got}. "
+        "If the server was reinstalled, delete and re-add it with the new key.",
+        metadata={"expected_fingerprint": expected, "presented_fingerprint": got},
+    )

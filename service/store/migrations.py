@@ -1,0 +1,48 @@
+"""Numbered schema migrations, applied in order at start-up; never edit a released one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from peewee import Database
+
+from serverprep.service.store.models import LogRow, PreparationRow, SchemaVersion, ServerRow, StepRow
+
+
+def _0001_initial(db: Database) -> None:
+    db.create_tables([ServerRow, PreparationRow, StepRow, LogRow])
+    # At most one active preparation per server, enforced by the database itself so
+    # that concurrent Prepare calls (and several replicas) cannot both win.
+    db.execute_sql(
+        "CREATE UNIQUE INDEX preparation_one_active ON preparation (server_id) "
+        "WHERE state IN ('PENDING', 'RUNNING')"
+    )
+
+
+MIGRATIONS: list[tuple[int, Callable[[Database], None]]] = [
+    (1, _0001_initial),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+def current_version(db: Database) -> int:
+    if not db.table_exists(SchemaVersion._meta.table_name):
+        return 0
+    row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
+    return row.version if row else 0
+
+
+def migrate(db: Database) -> list[int]:
+    """Apply every migration newer than the database; return the versions applied."""
+    applied = []
+    with db.atomic():
+        db.create_tables([SchemaVersion], safe=True)
+        have = current_version(db)
+        if have > LATEST:
+            raise RuntimeError(f"database schema {have} is newer than this serverprep ({LATEST}): upgrade serverprep")
+        for version, step in MIGRATIONS:
+            if version > have:
+                step(db)
+                SchemaVersion.create(version=version)
+                applied.append(version)
+    return applied

@@ -1,0 +1,103 @@
+"""Peewee models; bound to the database at start-up through a DatabaseProxy."""
+
+from __future__ import annotations
+
+from peewee import (
+    BooleanField,
+    CharField,
+    CompositeKey,
+    DatabaseProxy,
+    DoubleField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    SmallIntegerField,
+    TextField,
+)
+
+db = DatabaseProxy()
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField()
+
+
+class ServerRow(BaseModel):
+    name = CharField(max_length=63, unique=True)
+    host = CharField(max_length=255)
+    port = IntegerField()
+    user = CharField(max_length=64)
+    private_key = TextField(default="")
+    private_key_passphrase = TextField(default="")
+    password = TextField(default="")
+    sudo_password = TextField(default="")
+    host_key = TextField(default="")
+    accept_new_host_key = BooleanField(default=False)
+    created_at = DoubleField()
+
+    class Meta:
+        table_name = "server"
+
+
+class PreparationRow(BaseModel):
+    id = CharField(max_length=32, primary_key=True)
+    server = ForeignKeyField(ServerRow, on_delete="CASCADE", backref="preparations")
+    state = CharField(max_length=16, index=True)
+    options = TextField()
+    request_id = CharField(max_length=128, null=True)
+    attempt = IntegerField(default=1)
+    os = TextField(default="{}")
+    facts = TextField(default="{}")
+    reason = CharField(max_length=64, default="")
+    message = TextField(default="")
+    failed_step = CharField(max_length=64, default="")
+    created_at = DoubleField(index=True)
+    started_at = DoubleField(null=True)
+    finished_at = DoubleField(null=True)
+    last_seq = IntegerField(default=0)
+    # Which service process runs it (for several replicas on one database).
+    owner = CharField(max_length=128, default="")
+
+    class Meta:
+        table_name = "preparation"
+        indexes = ((("server", "request_id"), True),)
+
+
+class StepRow(BaseModel):
+    preparation = ForeignKeyField(PreparationRow, on_delete="CASCADE", backref="step_rows")
+    position = SmallIntegerField()
+    name = CharField(max_length=64)
+    state = CharField(max_length=16)
+    exit_code = IntegerField(null=True)
+    message = TextField(default="")
+    started_at = DoubleField(null=True)
+    finished_at = DoubleField(null=True)
+    attempts = IntegerField(default=0)
+
+    class Meta:
+        table_name = "step"
+        indexes = ((("preparation", "position"), True),)
+
+
+class LogRow(BaseModel):
+    preparation = ForeignKeyField(PreparationRow, on_delete="CASCADE", backref="log_rows")
+    seq = IntegerField()
+    time = DoubleField()
+    step = CharField(max_length=64, default="")
+    stream = CharField(max_length=8)
+    text = TextField()
+    step_state = CharField(max_length=16, null=True)
+    prep_state = CharField(max_length=16, null=True)
+
+    class Meta:
+        table_name = "log_line"
+        primary_key = CompositeKey("preparation", "seq")
+
+
+ALL_MODELS = (SchemaVersion, ServerRow, PreparationRow, StepRow, LogRow)

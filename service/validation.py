@@ -1,0 +1,135 @@
+"""Checks of every field a caller sends; each failure names the field and says what is wrong."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import re
+
+from serverprep.service import ssh
+from serverprep.service.errors import InvalidArgument
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+PREPARATION_ID = re.compile(r"^[0-9a-f]{32}$")
+REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+MAX_KEY = 16 * 1024
+MAX_SECRET = 1024
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+MAX_STEP_TIMEOUT = 86_400
+
+
+class Violations:
+    """Collects field violations, then raises them together."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, str] = {}
+
+    def add(self, field: str, why: str) -> None:
+        self.items.setdefault(field, why)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidArgument(self.items)
+
+
+def server_name(v: Violations, field: str, value: str) -> None:
+    if not value:
+        v.add(field, "is required")
+    elif not NAME.match(value):
+        v.add(field, "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+
+
+def host(v: Violations, field: str, value: str) -> None:
+    if not value:
+        v.add(field, "is required")
+        return
+    try:
+        ipaddress.ip_address(value)
+        return
+    except ValueError:
+        pass
+    if len(value) > 253 or not all(HOST_LABEL.match(label) for label in value.rstrip(".").split(".")):
+        v.add(field, "must be a host name or an IP address")
+
+
+def port(v: Violations, field: str, value: int) -> None:
+    if not 0 <= value <= 65535:
+        v.add(field, "must be between 1 and 65535 (0 means 22)")
+
+
+def user(v: Violations, field: str, value: str) -> None:
+    if not value:
+        v.add(field, "is required")
+    elif not USER.match(value):
+        v.add(field, "must be a user name: letters, digits, '_', '.', '-', at most 32, not starting with '-' or a digit")
+
+
+def secret(v: Violations, field: str, value: str, limit: int = MAX_SECRET) -> None:
+    if len(value) > limit:
+        v.add(field, f"must be at most {limit} characters")
+    elif "\x00" in value:
+        v.add(field, "must not contain NUL")
+
+
+def sudo_password(v: Violations, field: str, value: str) -> None:
+    secret(v, field, value)
+    if "\n" in value or "\r" in value:
+        v.add(field, "must be one line (sudo reads one line)")
+
+
+def private_key(v: Violations, field: str, value: str, passphrase: str) -> None:
+    if not value:
+        return
+    if len(value) > MAX_KEY:
+        v.add(field, f"must be at most {MAX_KEY} characters")
+        return
+    try:
+        ssh.check_private_key(value, passphrase)
+    except ValueError as e:
+        v.add(field, str(e))
+
+
+def host_key(v: Violations, field: str, value: str) -> str:
+    if len(value) > MAX_KEY:
+        v.add(field, f"must be at most {MAX_KEY} characters")
+        return ""
+    try:
+        return ssh.normalize_host_key(value)
+    except ValueError as e:
+        v.add(field, f"{e} (expected \"TYPE BASE64\", as in ssh-keyscan output)")
+        return ""
+
+
+def preparation_id(v: Violations, field: str, value: str) -> None:
+    if value and not PREPARATION_ID.match(value):
+        v.add(field, "must be a preparation id (32 hexadecimal digits)")
+
+
+def request_id(v: Violations, field: str, value: str) -> None:
+    if value and not REQUEST_ID.match(value):
+        v.add(field, "must be 1-128 printable ASCII characters without spaces")
+
+
+def page_size(v: Violations, field: str, value: int) -> int:
+    if value < 0:
+        v.add(field, "must not be negative")
+        return DEFAULT_PAGE
+    return min(value or DEFAULT_PAGE, MAX_PAGE)
+
+
+def encode_token(data: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+
+
+def decode_token(v: Violations, field: str, value: str) -> object:
+    if not value:
+        return None
+    try:
+        return json.loads(base64.urlsafe_b64decode(value.encode()))
+    except (ValueError, UnicodeError):
+        v.add(field, "is not a page token this service issued")
+        return None

@@ -1,0 +1,1 @@
+"""Real test targets for serverprep: OpenSSH servers and systemd-booted Debian roots."""
