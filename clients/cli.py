@@ -283,6 +283,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from serverprep.service.server import Settings, default_data_dir, serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # asyncssh logs every command line at INFO: too much for an operator, and not its business.
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
     if args.max_concurrent < 1:
         raise CliError("--max-concurrent must be at least 1", EXIT_USAGE)
     settings = Settings(

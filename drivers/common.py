@@ -15,6 +15,10 @@ def docker_service_steps(options: PlanOptions) -> list[StepPlan]:
             check=[Shell("systemctl is-enabled --quiet docker && systemctl is-active --quiet docker")],
             check_description="docker.service is enabled and active",
             commands=[Command(("systemctl", "enable", "--now", "docker.service"))],
+            diagnostics=[
+                Command(("systemctl", "--no-pager", "status", "docker.service")),
+                Command(("journalctl", "--no-pager", "-n", "25", "-u", "docker.service")),
+            ],
         ),
         StepPlan(
             "configure_user",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -29,13 +28,44 @@ def parse_os_release(text: str) -> dict[str, str]:
         if not match:
             continue
         key, value = match.groups()
-        try:
-            parts = shlex.split(value, comments=True, posix=True)
-        except ValueError:
-            # Unbalanced quote: keep the text after the opening quote, as a reader would.
-            parts = [value.strip().strip("\"'")]
-        values[key] = " ".join(parts)
+        values[key] = _unquote(value)
     return values
+
+
+def _unquote(value: str) -> str:
+    """Shell-like value: "..." (escapes for $ ` " \\), '...' literal, bare words; # starts a comment."""
+    out: list[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        ch = value[i]
+        if ch == '"':
+            i += 1
+            while i < n and value[i] != '"':
+                if value[i] == "\\" and i + 1 < n and value[i + 1] in '$`"\\':
+                    i += 1
+                out.append(value[i])
+                i += 1
+            i += 1  # closing quote, or past the end when unbalanced
+        elif ch == "'":
+            end = value.find("'", i + 1)
+            end = n if end < 0 else end
+            out.append(value[i + 1 : end])
+            i = end + 1
+        elif ch == "\\" and i + 1 < n:
+            out.append(value[i + 1])
+            i += 2
+        elif ch.isspace():
+            rest = value[i:].lstrip()
+            if not rest or rest.startswith("#"):
+                break
+            out.append(" ")
+            i = n - len(rest)
+        elif ch == "#" and not out:
+            break
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
 
 
 @dataclass(frozen=True)

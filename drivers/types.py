@@ -118,12 +118,15 @@ class StepPlan:
     skip_reason: str = ""
     #: What the check proves when it passes, e.g. "docker.io is installed".
     check_description: str = ""
+    #: Run when a command fails, to put the cause in the log (e.g. the unit's journal).
+    diagnostics: Sequence[RemoteCommand] = ()
 
     def __post_init__(self) -> None:
         if self.name not in PLANNED_STEPS:
             raise ValueError(f"unknown step {self.name!r}; steps are {', '.join(PLANNED_STEPS)}")
         object.__setattr__(self, "commands", tuple(self.commands))
         object.__setattr__(self, "check", tuple(self.check))
+        object.__setattr__(self, "diagnostics", tuple(self.diagnostics))
 
 
 @dataclass(frozen=True)

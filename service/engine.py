@@ -305,7 +305,7 @@ class Engine:
         await self.store.run(self.store.update_preparation, run.prep.id, os=os_info, facts=facts_to_json(facts))
         run.prep.os, run.prep.facts = os_info, facts_to_json(facts)
         summary = (
-            f"detected {os_info['pretty_name']} ({os_info['codename'] or 'no codename'}, {os_info['architecture']}), "
+            f"detected {os_info['pretty_name']} [{os_info['codename'] or 'no codename'}, {os_info['architecture']}], "
             f"user {facts.user} (uid {facts.uid}), driver {plan.driver}"
         )
         await self._end_step(run, DETECT, StepState.SUCCEEDED, summary)
@@ -361,9 +361,11 @@ class Engine:
                     run.remote_pid = int(arg) if arg.isdigit() else None
                 elif kind == "skip":
                     state["skipped"] = True
-                elif kind == "run" and arg.isdigit():
+                elif kind == "run" and arg.isdigit() and int(arg) < len(step.commands):
                     state["command"] = int(arg)
                     journal.emit(step.name, Stream.EVENT, f"$ {step.commands[int(arg)].display()}")
+                elif kind == "diagnostics":
+                    journal.emit(step.name, Stream.EVENT, "command failed; diagnostics follow")
                 return
             journal.emit(step.name, stream, text)
 

@@ -77,7 +77,8 @@ def parse_facts(lines: list[str], marker: str) -> Facts:
 def step_script(step: StepPlan, marker: str) -> str:
     """The script of one step: announce the process group, check, then each command in turn.
 
-    Lines starting with ``marker`` are serverprep's: ``start PID``, ``skip``, ``run N``.
+    Lines starting with ``marker`` are serverprep's: ``start PID``, ``skip``, ``run N``,
+    ``diagnostics`` (what follows explains a failure).
     """
     m = shlex.quote(marker)
     lines = [
@@ -89,9 +90,13 @@ def step_script(step: StepPlan, marker: str) -> str:
     if step.check:
         check = " && ".join(c.render() for c in step.check)
         lines.append(f'if {{ {check}; }} >/dev/null 2>&1; then echo "$M skip"; exit 0; fi')
+    on_failure = "exit $rc"
+    if step.diagnostics:
+        diagnose = "; ".join(f"{d.render()} 2>&1" for d in step.diagnostics)
+        on_failure = f'echo "$M diagnostics"; {{ {diagnose}; }} >&2; exit $rc'
     for i, command in enumerate(step.commands):
         lines.append(f'echo "$M run {i}"')
-        lines.append(f"{command.render()} || exit $?")
+        lines.append(f"{command.render()} || {{ rc=$?; {on_failure}; }}")
     lines.append("exit 0")
     return "\n".join(lines)
 

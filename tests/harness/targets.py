@@ -85,6 +85,7 @@ def host_sshd(
     os_release: str | None = None,
     password: str = "",
     extra_config: str = "",
+    _pre_mount: str = "",
 ) -> Iterator[Target]:
     """A real OpenSSH server on 127.0.0.1:<free port> for ``user``.
 
@@ -115,8 +116,8 @@ def host_sshd(
         fake = work / "os-release"
         fake.write_text(os_release)
         os.chmod(fake, 0o644)
-        script = f'mount --bind "$1" /etc/os-release && mount --bind "$1" /usr/lib/os-release && exec "$@"'
-        sshd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script.replace('exec "$@"', 'shift; exec "$@"'), "sh", str(fake), *sshd]
+        script = f'mount --bind "$1" /etc/os-release && mount --bind "$1" /usr/lib/os-release && {_pre_mount} shift && exec "$@"'
+        sshd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(fake), *sshd]
     log = work / "sshd.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(sshd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -209,6 +210,9 @@ def nspawn_debian(
         sudoers = root / "etc/sudoers.d/serverprep-test"
         sudoers.write_text(rule)
         os.chmod(sudoers, 0o440)
+    # The target shares the host's network namespace, where /proc/sys is read-only
+    # to it: dockerd cannot turn forwarding on itself, so it must already be on.
+    Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
     log = work / "nspawn.log"
     env = {**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "0"}
     cmd = ["systemd-nspawn", "-q", "--register=no", "--keep-unit", "--capability=all", "-D", str(root), "--boot", f"--machine={machine}"]
@@ -233,3 +237,85 @@ def stop_nspawn(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+
+
+# -- simulated package managers over a real sshd -------------------------------
+
+STANDIN = r"""#!/bin/sh
+# Stand-in for {name}: records its arguments, then does what $SIM/behavior/{name} says.
+printf '%s\n' "{name} $*" >> "$SIM/calls"
+if [ -f "$SIM/behavior/{name}" ]; then . "$SIM/behavior/{name}"; fi
+exit 0
+"""
+
+SUDO = r"""#!/bin/sh
+# Stand-in for sudo: records the call, reads a password line for -S, runs the command as the caller.
+printf '%s\n' "sudo $*" >> "$SIM/calls"
+need_password=0
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    -S) need_password=1; shift ;;
+    -p) shift 2 ;;
+    -n|-k) shift ;;
+    --) shift; break ;;
+    *) break ;;
+  esac
+done
+if [ "$need_password" = 1 ]; then
+  IFS= read -r given || given=""
+  if [ -f "$SIM/sudo-password" ] && [ "$given" != "$(cat "$SIM/sudo-password")" ]; then
+    echo "sudo: 1 incorrect password attempt" >&2; exit 1
+  fi
+fi
+exec "$@"
+"""
+
+DEFAULT_STANDINS = ("apt-get", "dpkg", "dpkg-query", "dnf", "rpm", "systemctl", "usermod", "docker", "docker-compose", "curl", "journalctl")
+
+
+@contextlib.contextmanager
+def simulated_host(user: str, os_release: str, *, standins: tuple[str, ...] = DEFAULT_STANDINS, password: str = "") -> Iterator[Target]:
+    """A real sshd and shell whose package tools are recording stand-ins (a simulation).
+
+    The stand-ins replace /usr/local/bin inside sshd's private mount namespace, so
+    they come first on the login PATH; nothing on the host changes. ``extra["sim"]``
+    is the directory with ``calls`` (one line per call) and ``behavior/NAME`` (shell
+    text a stand-in sources: ``exit 100``, ``sleep 60``, ``echo text``).
+    """
+    ensure_host_user(user)
+    sim = Path(tempfile.mkdtemp(prefix="sp-sim-"))
+    os.chmod(sim, 0o777)
+    bin_dir = sim / "bin"
+    (sim / "behavior").mkdir(parents=True)
+    os.chmod(sim / "behavior", 0o777)
+    bin_dir.mkdir()
+    for name in standins:
+        path = bin_dir / name
+        path.write_text(STANDIN.replace("{name}", name).replace("$SIM", str(sim)))
+        path.chmod(0o755)
+    (bin_dir / "sudo").write_text(SUDO.replace("$SIM", str(sim)))
+    (bin_dir / "sudo").chmod(0o755)
+    calls = sim / "calls"
+    calls.touch()
+    calls.chmod(0o666)
+    os.chmod(bin_dir, 0o755)
+    mount_bin = f"mount --bind {bin_dir} /usr/local/bin &&"
+    with host_sshd(user, os_release=os_release, password=password, extra_config="", _pre_mount=mount_bin) as target:
+        target.extra["sim"] = sim
+        try:
+            yield target
+        finally:
+            shutil.rmtree(sim, ignore_errors=True)
+
+
+def calls(target: Target) -> list[str]:
+    return (target.extra["sim"] / "calls").read_text().splitlines()
+
+
+def behave(target: Target, program: str, text: str) -> None:
+    path = target.extra["sim"] / "behavior" / program
+    if text:
+        path.write_text(text + "\n")
+        path.chmod(0o644)
+    else:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,69 @@
+"""Fixtures shared by every test layer: a fresh service and database per test, real SSH targets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.service import ServiceThread
+from serverprep.clients.client import TERMINAL, Client
+
+DEBIAN_12 = """PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+VERSION="12 (bookworm)"
+VERSION_CODENAME=bookworm
+ID=debian
+"""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = [tool for tool in ("sshd", "systemd-nspawn", "debootstrap") if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists()]
+    needs_root = os.geteuid() != 0
+    for item in items:
+        if "e2e" in item.keywords or "sshd" in item.keywords:
+            if needs_root:
+                item.add_marker(pytest.mark.skip(reason="needs root (real sshd and targets)"))
+            elif missing and os.environ.get("CI"):
+                # In CI a missing tool is a broken setup, not a reason to skip.
+                raise pytest.UsageError(f"missing tools for real-target tests: {', '.join(missing)}")
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[ServiceThread]:
+    svc = ServiceThread(tmp_path / "data").start()
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
+@pytest.fixture
+def client(service: ServiceThread) -> Iterator[Client]:
+    with service.client() as c:
+        yield c
+
+
+def wait_done(client: Client, server: str, prep_id: str = "", timeout: float = 120):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        prep = client.status(server, prep_id)
+        if prep.state in TERMINAL:
+            return prep
+        time.sleep(0.1)
+    raise TimeoutError(f"preparation of {server} not finished after {timeout}s: {client.status(server, prep_id)}")
+
+
+def wait_step(client: Client, server: str, step: str, state: int, timeout: float = 30):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        prep = client.status(server)
+        if any(s.name == step and s.state == state for s in prep.steps):
+            return prep
+        time.sleep(0.05)
+    raise TimeoutError(f"step {step} of {server} never reached {state}")

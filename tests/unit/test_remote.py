@@ -1,0 +1,103 @@
+"""The shell text serverprep sends, checked by running it in a real local shell."""
+
+import subprocess
+
+import pytest
+
+from serverprep.drivers import Command, Shell, StepPlan, WriteFile
+from serverprep.service import remote
+
+HOSTILE = ["$(touch /tmp/pwned)", "`id`", "a'b\"c", "line\nbreak", "; rm -rf /", "--help", "*", "$HOME", ""]
+
+
+def run_sh(text: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", "-c", text], capture_output=True, text=True, timeout=10)
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_command_arguments_reach_the_program_verbatim(value, tmp_path):
+    out = tmp_path / "out"
+    cmd = Command(("sh", "-c", 'printf "%s" "$1" > "$2"', "sh", value, str(out)), env={"X": value})
+    assert run_sh(cmd.render()).returncode == 0
+    assert out.read_text() == value
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_shell_args_are_positional_not_code(value, tmp_path):
+    out = tmp_path / "out"
+    snippet = Shell('printf "%s" "$1" > "$2"', (value, str(out)))
+    assert run_sh(snippet.render()).returncode == 0
+    assert out.read_text() == value
+
+
+def test_write_file_content_is_data(tmp_path):
+    path = tmp_path / "f.sources"
+    content = "URIs: $(touch /tmp/pwned)\n'quoted' \"too\"\n"
+    assert run_sh(WriteFile(str(path), content, "0600").render()).returncode == 0
+    assert path.read_text() == content
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def _lines(result):
+    return result.stdout.splitlines()
+
+
+def test_step_script_skips_when_check_passes():
+    marker = remote.new_marker()
+    step = StepPlan("start_docker", check=[Command(("true",))], commands=[Command(("echo", "never"))])
+    result = run_sh(remote.step_script(step, marker))
+    assert result.returncode == 0
+    assert f"{marker} skip" in _lines(result)
+    assert "never" not in result.stdout
+
+
+def test_step_script_runs_commands_in_order_and_stops_at_the_first_failure():
+    marker = remote.new_marker()
+    step = StepPlan(
+        "install_docker",
+        check=[Command(("false",))],
+        commands=[Command(("echo", "one")), Shell("exit 7"), Command(("echo", "three"))],
+        diagnostics=[Command(("echo", "why"))],
+    )
+    result = run_sh(remote.step_script(step, marker))
+    assert result.returncode == 7
+    lines = _lines(result)
+    assert lines[0].startswith(f"{marker} start ")
+    assert lines[1:] == [f"{marker} run 0", "one", f"{marker} run 1", f"{marker} diagnostics"]
+    assert "why" in result.stderr
+    assert "three" not in result.stdout
+
+
+def test_step_script_never_passes_stdin_to_commands():
+    marker = remote.new_marker()
+    step = StepPlan("update_packages", commands=[Command(("cat",))])
+    result = subprocess.run(["sh", "-c", remote.step_script(step, marker)], input="secret-password\n", capture_output=True, text=True)
+    assert "secret-password" not in result.stdout
+
+
+def test_invoke_keeps_the_sudo_password_out_of_the_command_line():
+    inv = remote.invoke("echo hi", privileged=True, sudo_password="hunter2-secret")
+    assert "hunter2" not in inv.command
+    assert inv.stdin == "hunter2-secret\n"
+    assert inv.command.startswith("sudo -S -p '' -k -- setsid -w sh -c")
+    assert remote.invoke("echo hi", privileged=True).command.startswith("sudo -n -- ")
+    assert remote.invoke("echo hi", privileged=False).command.startswith("setsid -w ")
+
+
+def test_facts_script_runs_and_parses_on_this_machine():
+    marker = remote.new_marker()
+    result = run_sh(remote.facts_script(marker))
+    assert result.returncode == 0
+    facts = remote.parse_facts(result.stdout.splitlines(), marker)
+    assert facts.os_release.id  # this machine has an os-release
+    assert facts.machine
+    assert facts.uid >= 0
+    assert facts.has("sh") is False and facts.has("sudo") in (True, False)
+
+
+def test_parse_facts_ignores_forged_lines_without_the_marker():
+    marker = remote.new_marker()
+    lines = [f"{marker} os-release", "ID=ubuntu", "VERSION_CODENAME=noble", f"{marker} end-os-release",
+             "::serverprep-0000000000000000:: uid 0", f"{marker} uid 1000", f"{marker} has dnf", f"{marker} machine aarch64"]
+    facts = remote.parse_facts(lines, marker)
+    assert (facts.os_release.id, facts.uid, facts.architecture, facts.commands) == ("ubuntu", 1000, "arm64", frozenset({"dnf"}))
