@@ -121,4 +121,5 @@ def invoke(script: str, *, privileged: bool, sudo_password: str = "") -> Invocat
 
 
 def kill_script(pid: int, signal: str = "TERM") -> str:
-    return f"kill -{signal} -- -{int(pid)} 2>/dev/null || true"
+    # No "--": dash's kill builtin rejects it; -SIG -PGID works in every sh.
+    return f"kill -{signal} -{int(pid)} 2>/dev/null || true"

@@ -109,23 +109,29 @@ class Connection:
             process = await self._conn.create_process(command, encoding=None, stdin=asyncssh.PIPE)
         except (OSError, asyncssh.Error) as e:
             raise _lost(e) from e
+        pumps = [
+            asyncio.ensure_future(_pump(process.stdout, Stream.STDOUT, on_line)),
+            asyncio.ensure_future(_pump(process.stderr, Stream.STDERR, on_line)),
+        ]
         try:
             if stdin is not None:
                 process.stdin.write(stdin.encode())
             process.stdin.write_eof()
-            readers = [
-                _pump(process.stdout, Stream.STDOUT, on_line),
-                _pump(process.stderr, Stream.STDERR, on_line),
-            ]
-            await asyncio.wait_for(asyncio.gather(*readers), timeout)
-            completed = await asyncio.wait_for(process.wait(), 30 if timeout is None else max(timeout, 30))
+            _, pending = await asyncio.wait(pumps, timeout=timeout)
+            if pending:
+                raise StepTimeout(f"no end after {timeout:.0f} s", exit_code=None)
+            for pump in pumps:
+                pump.result()
+            completed = await asyncio.wait_for(process.wait(), 30)
         except asyncio.TimeoutError:
-            process.close()
-            raise StepTimeout(f"no end after {timeout:.0f} s", exit_code=None) from None
+            raise ConnectionLost("the command closed its output but no exit status came within 30 s") from None
         except (OSError, asyncssh.Error) as e:
             raise _lost(e) from e
         finally:
             process.close()
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
         if completed.exit_status is None:
             if self._conn.is_closed():
                 raise ConnectionLost("the SSH connection closed while the command ran")

@@ -243,14 +243,14 @@ def stop_nspawn(proc: subprocess.Popen) -> None:
 
 STANDIN = r"""#!/bin/sh
 # Stand-in for {name}: records its arguments, then does what $SIM/behavior/{name} says.
-printf '%s\n' "{name} $*" >> "$SIM/calls"
+{ printf '%s' "{name} $*" | tr '\n' ' '; echo; } >> "$SIM/calls"
 if [ -f "$SIM/behavior/{name}" ]; then . "$SIM/behavior/{name}"; fi
 exit 0
 """
 
 SUDO = r"""#!/bin/sh
 # Stand-in for sudo: records the call, reads a password line for -S, runs the command as the caller.
-printf '%s\n' "sudo $*" >> "$SIM/calls"
+{ printf '%s' "sudo $*" | tr '\n' ' '; echo; } >> "$SIM/calls"
 need_password=0
 while [ "$#" -gt 0 ]; do
   case "$1" in
@@ -270,7 +270,10 @@ fi
 exec "$@"
 """
 
-DEFAULT_STANDINS = ("apt-get", "dpkg", "dpkg-query", "dnf", "rpm", "systemctl", "usermod", "docker", "docker-compose", "curl", "journalctl")
+COMMON_STANDINS = ("systemctl", "usermod", "docker", "docker-compose", "curl", "journalctl")
+APT_STANDINS = ("apt-get", "dpkg", "dpkg-query", *COMMON_STANDINS)
+DNF_STANDINS = ("dnf", "rpm", *COMMON_STANDINS)
+DEFAULT_STANDINS = APT_STANDINS
 
 
 @contextlib.contextmanager

@@ -1,0 +1,80 @@
+"""ServerService against a real gRPC server on a free port with a fresh SQLite database."""
+
+import grpc
+import pytest
+
+from serverprep.clients.client import ServerprepClientError
+
+KEY_LINE = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ"
+
+
+def add(client, name="web1", **kw):
+    args = dict(host="10.0.0.5", user="admin", password="pw-123456", host_key=KEY_LINE)
+    args.update(kw)
+    return client.create_server(name, **args)
+
+
+def test_create_get_list_delete(client):
+    created = add(client, sudo_password="sudo-secret-1")
+    assert (created.name, created.port, created.has_password, created.has_sudo_password, created.has_private_key) == ("web1", 22, True, True, False)
+    assert created.host_key == KEY_LINE and created.host_key_fingerprint.startswith("SHA256:")
+    assert client.get_server("web1") == created
+    assert [s.name for s in client.list_servers()] == ["web1"]
+    client.delete_server("web1")
+    with pytest.raises(ServerprepClientError) as e:
+        client.get_server("web1")
+    assert (e.value.code, e.value.reason) == (grpc.StatusCode.NOT_FOUND, "SERVER_NOT_FOUND")
+
+
+def test_secrets_are_never_returned(client):
+    server = add(client, password="very-secret-pw", sudo_password="very-secret-sudo")
+    assert "very-secret" not in str(server) + str(list(client.list_servers()))
+
+
+def test_duplicate_name_is_already_exists(client):
+    add(client)
+    with pytest.raises(ServerprepClientError) as e:
+        add(client)
+    assert (e.value.code, e.value.reason) == (grpc.StatusCode.ALREADY_EXISTS, "SERVER_EXISTS")
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"name": "bad name"}, "name"),
+        ({"name": "-leading"}, "name"),
+        ({"host": "bad host!"}, "host"),
+        ({"host": ""}, "host"),
+        ({"port": 70000}, "port"),
+        ({"user": "$(touch /tmp/pwned)"}, "user"),
+        ({"user": "-oProxyCommand=x"}, "user"),
+        ({"password": "", "private_key": ""}, "credentials"),
+        ({"private_key": "not a key"}, "credentials.private_key"),
+        ({"sudo_password": "two\nlines"}, "credentials.sudo_password"),
+        ({"host_key": "ssh-ed25519 garbage"}, "host_key"),
+        ({"host_key": ""}, "host_key"),
+        ({"accept_new_host_key": True}, "host_key"),
+    ],
+)
+def test_invalid_input_names_the_field(client, kwargs, field):
+    name = kwargs.pop("name", "web1")
+    with pytest.raises(ServerprepClientError) as e:
+        add(client, name, **kwargs)
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert e.value.reason == "INVALID_ARGUMENT"
+    assert field in e.value.violations, e.value.violations
+
+
+def test_list_paginates_in_name_order(client):
+    for i in range(7):
+        add(client, f"s{i}")
+    seen = [s.name for s in client.list_servers(page_size=3)]
+    assert seen == [f"s{i}" for i in range(7)]
+
+
+def test_garbage_page_token_is_invalid_argument(client):
+    from serverprep.v1 import servers_pb2 as spb
+
+    with pytest.raises(grpc.RpcError) as e:
+        client.servers.ListServers(spb.ListServersRequest(page_token="%%%"))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
