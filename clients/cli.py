@@ -210,6 +210,10 @@ def run_client_command(args: argparse.Namespace, out: TextIO) -> int:
             for entry in client.stream_logs(args.name, args.id or "", after_seq=args.after_seq, follow=args.follow):
                 printer(entry)
             return EXIT_OK
+        if args.command == "health":
+            status = client.health()
+            print(status, file=out)
+            return EXIT_OK if status == "SERVING" else EXIT_FAILED
         if args.command == "preparations":
             for p in client.list_preparations(args.name):
                 created = _time(p.create_time) or ""
@@ -272,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("preparations", help="list a server's preparations")
     p.add_argument("name")
     sub.add_parser("drivers", help="list installed OS drivers")
+    sub.add_parser("health", help="exit 0 when the service is serving")
     return parser
 
 

@@ -96,6 +96,14 @@ class Client:
         except grpc.RpcError as e:
             raise ServerprepClientError.from_rpc(e) from None
 
+    def health(self) -> str:
+        """The service's health: SERVING, NOT_SERVING, ..."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        response = self._call(stub.Check, health_pb2.HealthCheckRequest())
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
     # -- servers ------------------------------------------------------------
 
     def create_server(

@@ -2,12 +2,15 @@
 
     python proto/generate.py          # rewrite proto/serverprep/v1/*_pb2*.py(i)
     python proto/generate.py --check  # exit 1 when the committed modules are stale
+    python proto/generate.py --lint   # buf lint (STANDARD), offline
 """
 
 from __future__ import annotations
 
 import argparse
 import filecmp
+import shutil
+import subprocess
 import sys
 import tempfile
 from importlib import resources
@@ -41,10 +44,26 @@ def generated_files(root: Path) -> set[str]:
     return {p.name for p in (root / "serverprep" / "v1").iterdir() if p.name.endswith(GENERATED)}
 
 
+def lint() -> int:
+    """Run buf lint offline: googleapis' protos come from the installed package, not the BSR."""
+    buf = shutil.which("buf") or str(Path(sys.executable).parent / "buf")
+    googleapis = Path(_include_dirs()[2])
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(PROTO_ROOT / "serverprep", Path(tmp, "api", "serverprep"), ignore=shutil.ignore_patterns("*.py", "*.pyi", "__pycache__"))
+        shutil.copytree(googleapis / "google" / "rpc", Path(tmp, "third_party", "google", "rpc"), ignore=shutil.ignore_patterns("*.py", "*.pyi", "__pycache__"))
+        config = (PROTO_ROOT / "buf.yaml").read_text()
+        config = config.replace("  - path: .\n", "  - path: api\n  - path: third_party\n").replace(" serverprep/", " api/serverprep/")
+        Path(tmp, "buf.yaml").write_text(config)
+        return subprocess.run([buf, "lint", "api"], cwd=tmp).returncode
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the committed modules are stale")
+    parser.add_argument("--lint", action="store_true", help="run buf lint")
     args = parser.parse_args()
+    if args.lint:
+        return lint()
     if not args.check:
         generate(PROTO_ROOT)
         return 0
