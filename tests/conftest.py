@@ -67,3 +67,29 @@ def wait_step(client: Client, server: str, step: str, state: int, timeout: float
             return prep
         time.sleep(0.05)
     raise TimeoutError(f"step {step} of {server} never reached {state}")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: SQLite in a temporary directory, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'serverprep.db'}"
+        return
+    admin_url = os.environ.get("SERVERPREP_TEST_POSTGRES_URL")
+    if not admin_url:
+        if os.environ.get("CI"):
+            pytest.fail("SERVERPREP_TEST_POSTGRES_URL is not set: ./dev test starts PostgreSQL for CI")
+        pytest.skip("no PostgreSQL (set SERVERPREP_TEST_POSTGRES_URL, as ./dev test does)")
+    import uuid
+
+    import psycopg2
+
+    name = f"serverprep_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(admin_url)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()

@@ -265,3 +265,18 @@ def test_status_and_list_preparations(client, sim):
     with pytest.raises(ServerprepClientError) as e:
         client.delete_server("nope")
     assert e.value.reason == "SERVER_NOT_FOUND"
+
+
+def test_whole_preparation_on_each_database(database_url, tmp_path, sim):
+    from harness.service import ServiceThread
+
+    svc = ServiceThread(tmp_path / "data", database_url=database_url).start()
+    try:
+        with svc.client() as c:
+            register(c, sim)
+            done = wait_done(c, "sim", c.prepare("sim", docker_source="distro").id)
+            assert done.state == pb.PREPARATION_STATE_SUCCEEDED
+            seqs = [e.seq for e in c.stream_logs("sim", done.id, follow=False)]
+            assert seqs == list(range(1, done.last_seq + 1))
+    finally:
+        svc.stop()

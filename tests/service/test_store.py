@@ -1,0 +1,86 @@
+"""The store against real SQLite and real PostgreSQL: constraints hold under concurrency."""
+
+import asyncio
+import threading
+
+import pytest
+
+from serverprep.drivers import STEP_NAMES
+from serverprep.service.domain import LogEntry, Options, PrepState, Secrets, ServerSpec, Stream
+from serverprep.service.errors import PreparationActive, ServerExists
+from serverprep.service.store import Store
+from serverprep.service.store.migrations import LATEST, current_version
+
+
+def spec(name="web1"):
+    return ServerSpec(name=name, host="10.0.0.5", port=22, user="admin", secrets=Secrets(password="pw"), host_key="", accept_new_host_key=True)
+
+
+@pytest.fixture
+def store(database_url):
+    s = Store(database_url)
+    s.migrate()
+    yield s
+    s.database.close()
+
+
+def test_migrations_are_recorded_and_idempotent(store):
+    assert current_version(store.database) == LATEST
+    assert store.migrate() == []
+
+
+def test_unique_names(store):
+    store.create_server(spec())
+    with pytest.raises(ServerExists):
+        store.create_server(spec())
+
+
+def test_concurrent_prepares_from_separate_connections_yield_one_preparation(database_url, store):
+    """Like several replicas on one database: the partial unique index decides, not the process."""
+    store.create_server(spec())
+    results, errors = [], []
+    barrier = threading.Barrier(8)
+
+    def replica():
+        mine = Store(database_url)
+        try:
+            barrier.wait()
+            prep, _ = mine.create_preparation("web1", Options(), "", STEP_NAMES)
+            results.append(prep.id)
+        except PreparationActive as e:
+            errors.append(e.preparation_id)
+        finally:
+            mine.database.close()
+
+    threads = [threading.Thread(target=replica) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 1
+    assert set(errors) == set(results) and len(errors) == 7
+
+
+def test_request_id_returns_the_same_preparation(store):
+    store.create_server(spec())
+    first, created = store.create_preparation("web1", Options(), "req-1", STEP_NAMES)
+    again, created_again = store.create_preparation("web1", Options(), "req-1", STEP_NAMES)
+    assert created and not created_again and again.id == first.id
+
+
+def test_logs_and_state_change_commit_together(store):
+    store.create_server(spec())
+    prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+    entries = [LogEntry(seq=i, time=float(i), step="detect_os", stream=Stream.STDOUT, text=f"line {i} ünïcode \x1b[1m") for i in range(1, 451)]
+    store.append_logs(prep.id, entries, prep_update={"state": PrepState.RUNNING})
+    assert [e.seq for e in store.read_logs(prep.id, 100, 1000)] == list(range(101, 451))
+    got = store.get_preparation(prep.id)
+    assert (got.state, got.last_seq) == (PrepState.RUNNING, 450)
+    assert store.read_logs(prep.id, 0, 1)[0].text == "line 1 ünïcode \x1b[1m"
+
+
+def test_async_run_executes_on_the_worker_thread(store):
+    async def go():
+        return await store.run(store.list_servers, 10)
+
+    assert asyncio.run(go()) == []
