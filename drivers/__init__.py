@@ -44,6 +44,7 @@ from serverprep.drivers.commands import Command, RemoteCommand, Shell, WriteFile
 from serverprep.drivers.common import docker_service_steps
 from serverprep.drivers.osrelease import OsRelease, parse_os_release
 from serverprep.drivers.types import (
+    DEFAULT_REPOSITORY,
     PLANNED_STEPS,
     STEP_NAMES,
     DockerSource,
@@ -61,6 +62,7 @@ from serverprep.drivers.types import (
 hookimpl = pluggy.HookimplMarker("serverprep")
 
 __all__ = [
+    "DEFAULT_REPOSITORY",
     "PLANNED_STEPS",
     "STEP_NAMES",
     "Command",

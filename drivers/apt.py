@@ -18,7 +18,6 @@ from serverprep.drivers import (
     hookimpl,
 )
 
-APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 # Seconds to wait for a dpkg/apt lock held by unattended-upgrades or cloud-init.
 LOCK_TIMEOUT = 300
 KEYRING = "/etc/apt/keyrings/docker.asc"
@@ -27,56 +26,100 @@ SOURCES = "/etc/apt/sources.list.d/docker.sources"
 # "Conflicting values set for option Signed-By".
 STALE_REPO_FILES = (
     "/etc/apt/sources.list.d/docker.list",
+    "/etc/apt/sources.list.d/download_docker_com_linux_debian.list",
+    "/etc/apt/sources.list.d/download_docker_com_linux_ubuntu.list",
     "/etc/apt/trusted.gpg.d/docker.gpg",
     "/etc/apt/trusted.gpg.d/docker.asc",
 )
 OFFICIAL_PACKAGES = ("docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin", "docker-compose-plugin")
 CONFLICTING_PACKAGES = ("docker.io", "docker-doc", "docker-compose", "docker-compose-v2", "podman-docker", "containerd", "runc")
+# Suites served by download.docker.com. A derivative must map onto one of these.
+DEBIAN_SUITES = ("buster", "bullseye", "bookworm", "trixie")
+UBUNTU_SUITES = ("bionic", "focal", "jammy", "noble", "oracular", "plucky")
+# Ubuntu releases whose archive has the compose v2 plugin (docker-compose-v2).
+UBUNTU_COMPOSE_V2 = ("jammy", "noble", "oracular", "plucky", "questing")
 
-DPKG_INSTALLED = (
-    'for p in "$@"; do dpkg-query -W -f=\'${db:Status-Abbrev}\' "$p" 2>/dev/null | grep -q "^ii" || exit 1; done'
-)
+DPKG_INSTALLED = 'for p in "$@"; do dpkg-query -W -f=\'${db:Status-Abbrev}\' "$p" 2>/dev/null | grep -q "^ii" || exit 1; done'
 REMOVE_INSTALLED = (
-    'set --  $(for p in "$@"; do dpkg-query -W -f=\'${db:Status-Abbrev}\' "$p" 2>/dev/null | grep -q "^ii" && echo "$p"; done); '
-    '[ "$#" -eq 0 ] || env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=%d -y remove "$@"' % LOCK_TIMEOUT
+    'set -- $(for p in "$@"; do dpkg-query -W -f=\'${db:Status-Abbrev}\' "$p" 2>/dev/null | grep -q "^ii" && echo "$p"; done); '
+    '[ "$#" -eq 0 ] || apt-get -o DPkg::Lock::Timeout=%d -y remove "$@"' % LOCK_TIMEOUT
 )
-
-
-def apt_get(*args: str) -> Command:
-    return Command(("apt-get", "-o", f"DPkg::Lock::Timeout={LOCK_TIMEOUT}", "-q", *args), env=APT_ENV)
+# Says who holds the dpkg/apt locks (apt itself then waits up to LOCK_TIMEOUT seconds).
+# Read from /proc, not from apt's English messages, so it works in every locale.
+LOCK_HOLDERS = (
+    'for f in /proc/[0-9]*/fd/*; do l=$(readlink "$f" 2>/dev/null) || continue; '
+    'for lock in "$@"; do [ "$l" = "$lock" ] || continue; p=${f#/proc/}; p=${p%%/*}; '
+    'echo "waiting for $lock, held by $(cat /proc/$p/comm 2>/dev/null) (pid $p)"; done; done 2>/dev/null | sort -u; true'
+)
+LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock")
+VERSION_MATCHES = (
+    'v=$(dpkg-query -W -f=\'${Version}\' "$2" 2>/dev/null) || exit 1; v=${v#*:}; '
+    'case "$v" in "$1"|"$1".*|"$1"-*|"$1"~*) exit 0;; esac; exit 1'
+)
+# Resolve a version prefix against the repository, newest first, then install that exact version.
+INSTALL_VERSION = (
+    'want="$1"; shift; '
+    "v=$(apt-cache madison docker-ce | awk -v w=\"$want\" '{ u=$3; sub(/^[0-9]+:/, \"\", u); "
+    'if (index(u, w) == 1) { r = substr(u, length(w) + 1, 1); if (r == "" || r == "." || r == "-" || r == "~") { print $3; exit } } }\'); '
+    '[ -n "$v" ] || { echo "docker-ce $want is not in the repository (apt-cache madison docker-ce lists what is)" >&2; exit 100; }; '
+    'echo "docker-ce $want resolves to $v"; '
+    'apt-get -o DPkg::Lock::Timeout=%d -q install -y --allow-downgrades "docker-ce=$v" "docker-ce-cli=$v" "$@"' % LOCK_TIMEOUT
+)
 
 
 def installed(packages: tuple[str, ...]) -> Shell:
     return Shell(DPKG_INSTALLED, packages, description=f"dpkg: {' '.join(packages)} installed")
 
 
-def _repo_name(osr: OsRelease, arch: str) -> str:
-    if osr.id == "raspbian":
-        return "raspbian"
-    if osr.id == "ubuntu" or "ubuntu" in osr.id_like:
-        return "ubuntu"
-    return "debian"
+def lock_report() -> Shell:
+    return Shell(LOCK_HOLDERS, LOCKS, description="report who holds the dpkg/apt lock, if anyone")
 
 
-def _codename(osr: OsRelease) -> str:
-    # Ubuntu derivatives (Mint, Pop!_OS, elementary, Zorin) carry their base in UBUNTU_CODENAME.
-    return osr.ubuntu_codename or osr.version_codename
+def _is_ubuntu(osr: OsRelease) -> bool:
+    return osr.id == "ubuntu" or "ubuntu" in osr.id_like
 
 
-def _distro_packages(osr: OsRelease) -> tuple[str, ...]:
-    ubuntu = osr.id == "ubuntu" or "ubuntu" in osr.id_like
-    if ubuntu and osr.id == "ubuntu" and (osr.version_major or 0) >= 22:
-        return ("docker.io", "docker-compose-v2")
+def repository_for(osr: OsRelease, arch: str) -> tuple[str, str]:
+    """(repository name on download.docker.com, suite) for an apt system, or raise Unsupported."""
+    if _is_ubuntu(osr):
+        # Derivatives (Mint, Pop!_OS, elementary, Zorin) carry their base in UBUNTU_CODENAME;
+        # their own VERSION_CODENAME has no Release file at Docker.
+        suite = osr.ubuntu_codename or (osr.version_codename if osr.id == "ubuntu" else "")
+        if not suite:
+            raise Unsupported(f"{osr.describe()} is based on Ubuntu but names no UBUNTU_CODENAME in os-release")
+        if osr.id != "ubuntu" and suite not in UBUNTU_SUITES:
+            raise Unsupported(f"{osr.describe()}: Ubuntu base {suite!r} has no packages at Docker (known: {', '.join(UBUNTU_SUITES)})")
+        return "ubuntu", suite
+    suite = osr.fields.get("DEBIAN_CODENAME", "").lower() or osr.version_codename
+    if not suite:
+        raise Unsupported(f"{osr.describe()}: os-release names no release codename (VERSION_CODENAME)")
+    if osr.id not in ("debian", "raspbian") and suite not in DEBIAN_SUITES:
+        raise Unsupported(
+            f"{osr.describe()} is based on Debian, but its codename {suite!r} is not a Debian release "
+            f"Docker serves ({', '.join(DEBIAN_SUITES)})"
+        )
+    # 32-bit Raspberry Pi OS has its own repository; 64-bit reports ID=debian and uses Debian's.
+    if osr.id == "raspbian" and arch == "armhf":
+        return "raspbian", suite
+    return "debian", suite
+
+
+def distro_packages(osr: OsRelease) -> tuple[str, ...]:
+    if _is_ubuntu(osr):
+        base = osr.ubuntu_codename or osr.version_codename
+        return ("docker.io", "docker-compose-v2" if base in UBUNTU_COMPOSE_V2 else "docker-compose")
+    # Debian's docker-compose is the v1 command up to bookworm and the v2 plugin from trixie.
     return ("docker.io", "docker-compose")
 
 
 class AptDriver:
     name = "apt"
     distros = (
-        "Debian 11, 12, 13",
-        "Ubuntu 20.04, 22.04, 24.04",
-        "Ubuntu derivatives (Linux Mint, Pop!_OS, elementary OS, Zorin OS) via ID_LIKE",
-        "Raspberry Pi OS",
+        "Debian 10, 11, 12, 13",
+        "Ubuntu 18.04, 20.04, 22.04, 24.04 and later",
+        "Ubuntu derivatives through UBUNTU_CODENAME (Linux Mint, Pop!_OS, elementary OS, Zorin OS, ...)",
+        "Debian derivatives that name a Debian codename",
+        "Raspberry Pi OS 64-bit (ID=debian) and 32-bit Raspbian (armhf)",
     )
 
     def match(self, os_release: OsRelease) -> int | None:
@@ -88,48 +131,65 @@ class AptDriver:
 
     def plan(self, facts: Facts, options: PlanOptions) -> Plan:
         osr = facts.os_release
-        codename = _codename(osr)
         arch = facts.architecture
-        if not codename:
-            raise Unsupported(f"{osr.describe()}: os-release names no release codename (VERSION_CODENAME)")
+        env = {"DEBIAN_FRONTEND": "noninteractive", **options.proxy_env}
+
+        def apt_get(*args: str) -> Command:
+            return Command(("apt-get", "-o", f"DPkg::Lock::Timeout={LOCK_TIMEOUT}", "-q", *args), env=env)
+
         repository = None
         if options.docker_source is DockerSource.OFFICIAL:
-            repo_name = _repo_name(osr, arch)
+            repo_name, suite = repository_for(osr, arch)
             url = f"{options.repository_base.rstrip('/')}/linux/{repo_name}"
-            repository = Repository(url=url, suite=codename, component="stable", key_url=f"{url}/gpg")
+            repository = Repository(url=url, suite=suite, component=options.channel, key_url=f"{url}/gpg")
+            codename = suite
             dependencies: tuple[str, ...] = ("ca-certificates", "curl")
             docker_packages = OFFICIAL_PACKAGES
             sources = (
                 "Types: deb\n"
                 f"URIs: {url}\n"
-                f"Suites: {codename}\n"
-                "Components: stable\n"
+                f"Suites: {suite}\n"
+                f"Components: {options.channel}\n"
                 f"Architectures: {arch}\n"
                 f"Signed-By: {KEYRING}\n"
             )
+            if options.docker_version:
+                install_cmd: Command | Shell = Shell(
+                    INSTALL_VERSION,
+                    (options.docker_version, *OFFICIAL_PACKAGES[2:]),
+                    description=f"apt-get install docker-ce={options.docker_version}* docker-ce-cli={options.docker_version}* {' '.join(OFFICIAL_PACKAGES[2:])}",
+                    env=env,
+                )
+            else:
+                install_cmd = apt_get("install", "-y", *docker_packages)
+            check = [installed(docker_packages), Command(("grep", "-qxF", f"URIs: {url}", SOURCES)), Command(("grep", "-qxF", f"Components: {options.channel}", SOURCES))]
+            if options.docker_version:
+                check.append(Shell(VERSION_MATCHES, (options.docker_version, "docker-ce"), description=f"docker-ce {options.docker_version} installed"))
             install = StepPlan(
                 "install_docker",
-                check=[installed(docker_packages), Command(("grep", "-qxF", f"URIs: {url}", SOURCES))],
-                check_description=f"{', '.join(docker_packages)} installed from {url}",
+                check=check,
+                check_description=f"{', '.join(docker_packages)}{' ' + options.docker_version if options.docker_version else ''} installed from {url} {suite} {options.channel}",
                 commands=[
-                    Shell(REMOVE_INSTALLED, CONFLICTING_PACKAGES, description="remove conflicting packages: " + " ".join(CONFLICTING_PACKAGES)),
+                    lock_report(),
+                    Shell(REMOVE_INSTALLED, CONFLICTING_PACKAGES, env=env, description="remove conflicting packages if installed: " + " ".join(CONFLICTING_PACKAGES)),
                     Command(("rm", "-f", *STALE_REPO_FILES)),
                     Command(("install", "-d", "-m", "0755", "/etc/apt/keyrings")),
-                    Command(("curl", "-fsSL", "--retry", "3", "-o", KEYRING, repository.key_url)),
+                    Command(("curl", "-fsSL", "--retry", "3", "-o", KEYRING, repository.key_url), env=options.proxy_env),
                     Command(("chmod", "a+r", KEYRING)),
                     WriteFile(SOURCES, sources),
                     apt_get("update"),
-                    apt_get("install", "-y", *docker_packages),
+                    install_cmd,
                 ],
             )
         else:
+            codename = osr.ubuntu_codename or osr.version_codename
             dependencies = ("ca-certificates",)
-            docker_packages = _distro_packages(osr)
+            docker_packages = distro_packages(osr)
             install = StepPlan(
                 "install_docker",
                 check=[installed(docker_packages)],
                 check_description=f"{', '.join(docker_packages)} installed",
-                commands=[apt_get("install", "-y", "--no-install-recommends", *docker_packages)],
+                commands=[lock_report(), apt_get("install", "-y", "--no-install-recommends", *docker_packages)],
             )
         return Plan(
             driver=self.name,
@@ -142,13 +202,13 @@ class AptDriver:
                     "update_packages",
                     check=[installed(dependencies + docker_packages)],
                     check_description="everything to install is installed already",
-                    commands=[apt_get("update")],
+                    commands=[lock_report(), apt_get("update")],
                 ),
                 StepPlan(
                     "install_dependencies",
                     check=[installed(dependencies)],
                     check_description=f"{', '.join(dependencies)} installed",
-                    commands=[apt_get("install", "-y", "--no-install-recommends", *dependencies)],
+                    commands=[lock_report(), apt_get("install", "-y", "--no-install-recommends", *dependencies)],
                 ),
                 install,
                 *docker_service_steps(options),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,12 @@ class Command:
         return " ".join(words)
 
     def display(self) -> str:
-        return self.render()
+        """Like render(), with credentials in URLs (proxies) masked: for logs."""
+        return _URL_CREDENTIALS.sub(r"\1***@", self.render())
+
+
+# scheme://user:password@ → scheme://***@
+_URL_CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s']+@")
 
 
 @dataclass(frozen=True)
@@ -48,15 +54,16 @@ class Shell:
     script: str
     args: tuple[str, ...] = ()
     description: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "args", tuple(self.args))
 
     def render(self) -> str:
-        return " ".join(["sh", "-c", shlex.quote(self.script), "sh", *map(shlex.quote, self.args)])
+        return Command(("sh", "-c", self.script, "sh", *self.args), env=self.env).render()
 
     def display(self) -> str:
-        return self.description or self.render()
+        return self.description or _URL_CREDENTIALS.sub(r"\1***@", self.render())
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from serverprep.drivers.commands import RemoteCommand
 from serverprep.drivers.osrelease import OsRelease
@@ -81,6 +81,9 @@ class Facts:
         return program in self.commands
 
 
+DEFAULT_REPOSITORY = "https://download.docker.com"
+
+
 @dataclass(frozen=True)
 class PlanOptions:
     """What the caller asked for."""
@@ -89,7 +92,25 @@ class PlanOptions:
     #: User to add to the docker group (the SSH login user).
     user: str = "root"
     #: Base URL of Docker's repositories (a mirror for air-gapped sites).
-    repository_base: str = "https://download.docker.com"
+    repository_base: str = DEFAULT_REPOSITORY
+    #: Version prefix to install ("27.3.1", "27.3"); empty for the newest.
+    docker_version: str = ""
+    #: Docker repository channel: "stable" or "test".
+    channel: str = "stable"
+    http_proxy: str = ""
+    https_proxy: str = ""
+    no_proxy: str = ""
+
+    @property
+    def proxy_env(self) -> dict[str, str]:
+        """Proxy variables for package managers and curl (both spellings: tools differ)."""
+        env = {}
+        for name in ("http_proxy", "https_proxy", "no_proxy"):
+            value = getattr(self, name)
+            if value:
+                env[name] = value
+                env[name.upper()] = value
+        return env
 
 
 @dataclass(frozen=True)
@@ -152,6 +173,38 @@ class Plan:
                 return s
         raise KeyError(name)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as plain data: exactly the shell commands each step runs."""
+        osr = self.os_release
+        return {
+            "driver": self.driver,
+            "operating_system": {
+                "id": osr.id,
+                "version_id": osr.version_id,
+                "pretty_name": osr.describe(),
+                "codename": self.codename,
+                "architecture": self.architecture,
+            },
+            "repository": None
+            if self.repository is None
+            else {
+                "url": self.repository.url,
+                "suite": self.repository.suite,
+                "component": self.repository.component,
+                "key_url": self.repository.key_url,
+            },
+            "steps": [
+                {
+                    "name": s.name,
+                    "commands": [c.render() for c in s.commands],
+                    "checks": [c.render() for c in s.check],
+                    "as_user": s.as_user,
+                    "skip_reason": s.skip_reason,
+                }
+                for s in self.steps
+            ],
+        }
+
 
 @runtime_checkable
 class Driver(Protocol):
@@ -182,6 +235,7 @@ class Unsupported(Exception):
 
 
 __all__ = [
+    "DEFAULT_REPOSITORY",
     "STEP_NAMES",
     "PLANNED_STEPS",
     "DockerSource",

@@ -65,7 +65,14 @@ def preparation_pb(p: Preparation) -> pb.Preparation:
         server=p.server,
         state=PREP_STATE[p.state],
         options=pb.PrepareOptions(
-            docker_source=DOCKER_SOURCE_PB[p.options.docker_source], step_timeout_seconds=int(p.options.step_timeout)
+            docker_source=DOCKER_SOURCE_PB[p.options.docker_source],
+            step_timeout_seconds=int(p.options.step_timeout),
+            docker_version=p.options.docker_version,
+            channel=p.options.channel,
+            repository_url=p.options.repository_url,
+            http_proxy=_mask(p.options.http_proxy),
+            https_proxy=_mask(p.options.https_proxy),
+            no_proxy=p.options.no_proxy,
         ),
         request_id=p.request_id,
         create_time=_ts(p.created_at),
@@ -199,6 +206,32 @@ class ServerService(spb_grpc.ServerServiceServicer):
         return spb.DeleteServerResponse()
 
 
+def options_from_pb(v: check.Violations, o: pb.PrepareOptions) -> Options:
+    source = DOCKER_SOURCE.get(o.docker_source)
+    if source is None:
+        v.add("options.docker_source", "must be DOCKER_SOURCE_OFFICIAL or DOCKER_SOURCE_DISTRO")
+        source = "official"
+    timeout = o.step_timeout_seconds or DEFAULT_STEP_TIMEOUT
+    if timeout > check.MAX_STEP_TIMEOUT:
+        v.add("options.step_timeout_seconds", f"must be at most {check.MAX_STEP_TIMEOUT}")
+    check.prepare_options(
+        v, "options", source=source, docker_version=o.docker_version, channel=o.channel, repository_url=o.repository_url,
+        http_proxy=o.http_proxy, https_proxy=o.https_proxy, no_proxy=o.no_proxy,
+    )
+    return Options(
+        docker_source=source, step_timeout=float(timeout), docker_version=o.docker_version, channel=o.channel or "stable",
+        repository_url=o.repository_url, http_proxy=o.http_proxy, https_proxy=o.https_proxy, no_proxy=o.no_proxy,
+    )
+
+
+def _mask(url: str) -> str:
+    """A URL without the password in it."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
 def _server_and_id(request: Any) -> None:
     v = check.Violations()
     check.server_name(v, "server", request.server)
@@ -217,16 +250,25 @@ class PreparationService(pb_grpc.PreparationServiceServicer):
         v = check.Violations()
         check.server_name(v, "server", request.server)
         check.request_id(v, "request_id", request.request_id)
-        source = DOCKER_SOURCE.get(request.options.docker_source)
-        if source is None:
-            v.add("options.docker_source", "must be DOCKER_SOURCE_OFFICIAL or DOCKER_SOURCE_DISTRO")
-        timeout = request.options.step_timeout_seconds or DEFAULT_STEP_TIMEOUT
-        if timeout > check.MAX_STEP_TIMEOUT:
-            v.add("options.step_timeout_seconds", f"must be at most {check.MAX_STEP_TIMEOUT}")
+        options = options_from_pb(v, request.options)
         v.raise_if_any()
-        options = Options(docker_source=source or "official", step_timeout=float(timeout))
         prep, _ = await self.engine.prepare(request.server, options, request.request_id)
         return pb.PrepareResponse(preparation=preparation_pb(prep))
+
+    @_rpc
+    async def Plan(self, request: pb.PlanRequest, context: grpc.aio.ServicerContext) -> pb.PlanResponse:
+        v = check.Violations()
+        check.server_name(v, "server", request.server)
+        options = options_from_pb(v, request.options)
+        v.raise_if_any()
+        plan = (await self.engine.plan(request.server, options)).to_dict()
+        repo = plan["repository"]
+        return pb.PlanResponse(
+            driver=plan["driver"],
+            operating_system=pb.OperatingSystem(driver=plan["driver"], **plan["operating_system"]),
+            repository=pb.Repository(**repo) if repo else None,
+            steps=[pb.PlannedStep(**step) for step in plan["steps"]],
+        )
 
     @_rpc
     async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext) -> pb.StatusResponse:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,13 +80,34 @@ class Server:
 class Options:
     docker_source: str = "official"
     step_timeout: float = 900.0
+    docker_version: str = ""
+    channel: str = "stable"
+    repository_url: str = ""
+    http_proxy: str = ""
+    https_proxy: str = ""
+    no_proxy: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"docker_source": self.docker_source, "step_timeout": self.step_timeout}
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Options:
-        return cls(docker_source=data.get("docker_source", "official"), step_timeout=float(data.get("step_timeout", 900.0)))
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["step_timeout"] = float(values.get("step_timeout", 900.0))
+        return cls(**values)
+
+    def secrets(self) -> list[str]:
+        """Passwords inside proxy URLs: to be redacted wherever text is shown."""
+        found = []
+        for url in (self.http_proxy, self.https_proxy):
+            try:
+                password = urllib.parse.urlsplit(url).password
+            except ValueError:
+                password = None
+            if password:
+                found.append(password)
+        return found
 
 
 @dataclass

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from serverprep.drivers import STEP_NAMES, DockerSource, Facts, OsRelease, Plan, PlanOptions, StepPlan
+from serverprep.drivers import DEFAULT_REPOSITORY, STEP_NAMES, DockerSource, Facts, OsRelease, Plan, PlanOptions, StepPlan
 from serverprep.service import remote, ssh
 from serverprep.service.domain import Options, Preparation, PrepState, Server, StepState, Stream
 from serverprep.service.errors import (
@@ -71,6 +71,19 @@ def facts_from_json(data: dict) -> Facts:
     values["os_release"] = OsRelease.from_fields(values.get("os_release", {}))
     values["commands"] = frozenset(values.get("commands", ()))
     return Facts(**values)
+
+
+def plan_options(options: Options, user: str) -> PlanOptions:
+    return PlanOptions(
+        docker_source=DockerSource(options.docker_source),
+        user=user,
+        repository_base=options.repository_url or DEFAULT_REPOSITORY,
+        docker_version=options.docker_version,
+        channel=options.channel or "stable",
+        http_proxy=options.http_proxy,
+        https_proxy=options.https_proxy,
+        no_proxy=options.no_proxy,
+    )
 
 
 def os_summary(plan: Plan) -> dict[str, str]:
@@ -205,7 +218,7 @@ class Engine:
 
     async def _run(self, prep: Preparation) -> None:
         server = await self.store.run(self.store.get_server, prep.server)
-        journal = self.bus.open(prep.id, prep.last_seq, redactor(server.secrets.values()))
+        journal = self.bus.open(prep.id, prep.last_seq, redactor(server.secrets.values() + prep.options.secrets()))
         run = _Run(prep, server, journal)
         self._runs[prep.id] = run
         try:
@@ -264,9 +277,9 @@ class Engine:
             return
         await self._finish(run, None, "")
 
-    async def _connect(self, run: _Run, *, as_user: bool = False) -> ssh.Connection:
-        server, s = run.server, self.settings
-        target = ssh.Target(
+    def _target(self, server: Server) -> ssh.Target:
+        s = self.settings
+        return ssh.Target(
             host=server.host,
             port=server.port,
             user=server.user,
@@ -276,12 +289,21 @@ class Engine:
             keepalive_interval=s.keepalive_interval,
             keepalive_count_max=s.keepalive_count_max,
         )
-        what = "a new SSH session" if as_user else "SSH"
-        run.journal.emit(run.current_step, Stream.EVENT, f"connecting over {what} to {server.user}@{server.host}:{server.port}")
-        conn = await ssh.connect(target)
+
+    async def _open(self, server: Server) -> ssh.Connection:
+        """Connect; on the first connection of a trust-on-first-use server, pin its key."""
+        conn = await ssh.connect(self._target(server))
         if not server.host_key:
             await self.store.run(self.store.pin_host_key, server.id, conn.host_key)
-            run.server = server = dataclasses.replace(server, host_key=conn.host_key)
+        return conn
+
+    async def _connect(self, run: _Run, *, as_user: bool = False) -> ssh.Connection:
+        server = run.server
+        what = "a new SSH session" if as_user else "SSH"
+        run.journal.emit(run.current_step, Stream.EVENT, f"connecting over {what} to {server.user}@{server.host}:{server.port}")
+        conn = await self._open(server)
+        if not server.host_key:
+            run.server = dataclasses.replace(server, host_key=conn.host_key)
             run.journal.emit(run.current_step, Stream.EVENT, f"host key pinned on first connection: {ssh.fingerprint(conn.host_key)}")
         return conn
 
@@ -312,8 +334,26 @@ class Engine:
         return facts, plan
 
     def _plan(self, run: _Run, facts: Facts) -> Plan:
-        options = PlanOptions(docker_source=DockerSource(run.prep.options.docker_source), user=run.server.user)
-        return self.drivers.plan(facts, options)
+        return self.drivers.plan(facts, plan_options(run.prep.options, run.server.user))
+
+    async def plan(self, server_name: str, options: Options) -> Plan:
+        """Connect, gather facts read-only, and return the plan Prepare would follow."""
+        server = await self.store.run(self.store.get_server, server_name)
+        conn = await self._open(server)
+        try:
+            marker = remote.new_marker()
+            lines: list[str] = []
+
+            def collect(stream: Stream, text: str) -> None:
+                if stream is Stream.STDOUT:
+                    lines.append(text)
+
+            code = await conn.run(remote.invoke(remote.facts_script(marker), privileged=False).command, on_line=collect, timeout=60)
+            if code != 0:
+                raise FactsFailed(f"gathering facts exited with {code}", metadata={"exit_code": str(code)})
+            return self.drivers.plan(remote.parse_facts(lines, marker), plan_options(options, server.user))
+        finally:
+            await conn.close()
 
     async def _begin_step(self, run: _Run, name: str) -> None:
         run.current_step = name

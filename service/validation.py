@@ -15,6 +15,11 @@ HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 PREPARATION_ID = re.compile(r"^[0-9a-f]{32}$")
 REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+DOCKER_VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,2}$")
+REPOSITORY_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%+/-]*)?$")
+PROXY_URL = re.compile(r"^(https?|socks5h?)://([^\s@/'\"\\]+@)?[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")
+NO_PROXY = re.compile(r"^[A-Za-z0-9.,:*/_-]{0,1024}$")
+CHANNELS = ("stable", "test")
 MAX_KEY = 16 * 1024
 MAX_SECRET = 1024
 MAX_PAGE = 500
@@ -102,6 +107,24 @@ def host_key(v: Violations, field: str, value: str) -> str:
     except ValueError as e:
         v.add(field, f"{e} (expected \"TYPE BASE64\", as in ssh-keyscan output)")
         return ""
+
+
+def prepare_options(v: Violations, prefix: str, *, source: str, docker_version: str, channel: str,
+                    repository_url: str, http_proxy: str, https_proxy: str, no_proxy: str) -> None:
+    if docker_version:
+        if not DOCKER_VERSION.match(docker_version):
+            v.add(f"{prefix}.docker_version", "must be a version such as 27.3.1 or 27.3")
+        elif source != "official":
+            v.add(f"{prefix}.docker_version", "applies to the official source only")
+    if channel and channel not in CHANNELS:
+        v.add(f"{prefix}.channel", f"must be one of {', '.join(CHANNELS)}")
+    if repository_url and not REPOSITORY_URL.match(repository_url):
+        v.add(f"{prefix}.repository_url", "must be an http(s) URL such as https://mirror.example/docker")
+    for name, value in (("http_proxy", http_proxy), ("https_proxy", https_proxy)):
+        if value and not PROXY_URL.match(value):
+            v.add(f"{prefix}.{name}", "must be a proxy URL such as http://proxy.example:3128")
+    if not NO_PROXY.match(no_proxy):
+        v.add(f"{prefix}.no_proxy", "must be a comma-separated list of hosts, domains or networks")
 
 
 def preparation_id(v: Violations, field: str, value: str) -> None:

@@ -62,12 +62,24 @@ LOG_STREAM_STDERR: LogStream
 LOG_STREAM_EVENT: LogStream
 
 class PrepareOptions(_message.Message):
-    __slots__ = ("docker_source", "step_timeout_seconds")
+    __slots__ = ("docker_source", "step_timeout_seconds", "docker_version", "channel", "repository_url", "http_proxy", "https_proxy", "no_proxy")
     DOCKER_SOURCE_FIELD_NUMBER: _ClassVar[int]
     STEP_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DOCKER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_URL_FIELD_NUMBER: _ClassVar[int]
+    HTTP_PROXY_FIELD_NUMBER: _ClassVar[int]
+    HTTPS_PROXY_FIELD_NUMBER: _ClassVar[int]
+    NO_PROXY_FIELD_NUMBER: _ClassVar[int]
     docker_source: DockerSource
     step_timeout_seconds: int
-    def __init__(self, docker_source: _Optional[_Union[DockerSource, str]] = ..., step_timeout_seconds: _Optional[int] = ...) -> None: ...
+    docker_version: str
+    channel: str
+    repository_url: str
+    http_proxy: str
+    https_proxy: str
+    no_proxy: str
+    def __init__(self, docker_source: _Optional[_Union[DockerSource, str]] = ..., step_timeout_seconds: _Optional[int] = ..., docker_version: _Optional[str] = ..., channel: _Optional[str] = ..., repository_url: _Optional[str] = ..., http_proxy: _Optional[str] = ..., https_proxy: _Optional[str] = ..., no_proxy: _Optional[str] = ...) -> None: ...
 
 class OperatingSystem(_message.Message):
     __slots__ = ("id", "version_id", "pretty_name", "codename", "architecture", "driver")
@@ -248,6 +260,52 @@ class ListPreparationsRequest(_message.Message):
     page_size: int
     page_token: str
     def __init__(self, server: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class PlanRequest(_message.Message):
+    __slots__ = ("server", "options")
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    server: str
+    options: PrepareOptions
+    def __init__(self, server: _Optional[str] = ..., options: _Optional[_Union[PrepareOptions, _Mapping]] = ...) -> None: ...
+
+class Repository(_message.Message):
+    __slots__ = ("url", "suite", "component", "key_url")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SUITE_FIELD_NUMBER: _ClassVar[int]
+    COMPONENT_FIELD_NUMBER: _ClassVar[int]
+    KEY_URL_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    suite: str
+    component: str
+    key_url: str
+    def __init__(self, url: _Optional[str] = ..., suite: _Optional[str] = ..., component: _Optional[str] = ..., key_url: _Optional[str] = ...) -> None: ...
+
+class PlannedStep(_message.Message):
+    __slots__ = ("name", "commands", "checks", "as_user", "skip_reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    AS_USER_FIELD_NUMBER: _ClassVar[int]
+    SKIP_REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    commands: _containers.RepeatedScalarFieldContainer[str]
+    checks: _containers.RepeatedScalarFieldContainer[str]
+    as_user: bool
+    skip_reason: str
+    def __init__(self, name: _Optional[str] = ..., commands: _Optional[_Iterable[str]] = ..., checks: _Optional[_Iterable[str]] = ..., as_user: _Optional[bool] = ..., skip_reason: _Optional[str] = ...) -> None: ...
+
+class PlanResponse(_message.Message):
+    __slots__ = ("driver", "operating_system", "repository", "steps")
+    DRIVER_FIELD_NUMBER: _ClassVar[int]
+    OPERATING_SYSTEM_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    driver: str
+    operating_system: OperatingSystem
+    repository: Repository
+    steps: _containers.RepeatedCompositeFieldContainer[PlannedStep]
+    def __init__(self, driver: _Optional[str] = ..., operating_system: _Optional[_Union[OperatingSystem, _Mapping]] = ..., repository: _Optional[_Union[Repository, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[PlannedStep, _Mapping]]] = ...) -> None: ...
 
 class ListPreparationsResponse(_message.Message):
     __slots__ = ("preparations", "next_page_token")

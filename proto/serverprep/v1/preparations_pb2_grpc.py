@@ -70,6 +70,11 @@ class PreparationServiceStub:
                 request_serializer=serverprep_dot_v1_dot_preparations__pb2.ListPreparationsRequest.SerializeToString,
                 response_deserializer=serverprep_dot_v1_dot_preparations__pb2.ListPreparationsResponse.FromString,
                 _registered_method=True)
+        self.Plan = channel.unary_unary(
+                '/serverprep.v1.PreparationService/Plan',
+                request_serializer=serverprep_dot_v1_dot_preparations__pb2.PlanRequest.SerializeToString,
+                response_deserializer=serverprep_dot_v1_dot_preparations__pb2.PlanResponse.FromString,
+                _registered_method=True)
 
 
 class PreparationServiceServicer:
@@ -124,6 +129,14 @@ class PreparationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Plan(self, request, context):
+        """Connects, gathers the server's facts read-only and returns what Prepare would run,
+        without changing the server or starting a preparation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PreparationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +169,11 @@ def add_PreparationServiceServicer_to_server(servicer, server):
                     servicer.ListPreparations,
                     request_deserializer=serverprep_dot_v1_dot_preparations__pb2.ListPreparationsRequest.FromString,
                     response_serializer=serverprep_dot_v1_dot_preparations__pb2.ListPreparationsResponse.SerializeToString,
+            ),
+            'Plan': grpc.unary_unary_rpc_method_handler(
+                    servicer.Plan,
+                    request_deserializer=serverprep_dot_v1_dot_preparations__pb2.PlanRequest.FromString,
+                    response_serializer=serverprep_dot_v1_dot_preparations__pb2.PlanResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -326,6 +344,33 @@ class PreparationService:
             '/serverprep.v1.PreparationService/ListPreparations',
             serverprep_dot_v1_dot_preparations__pb2.ListPreparationsRequest.SerializeToString,
             serverprep_dot_v1_dot_preparations__pb2.ListPreparationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Plan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/serverprep.v1.PreparationService/Plan',
+            serverprep_dot_v1_dot_preparations__pb2.PlanRequest.SerializeToString,
+            serverprep_dot_v1_dot_preparations__pb2.PlanResponse.FromString,
             options,
             channel_credentials,
             insecure,
