@@ -187,7 +187,11 @@ def run_client_command(args: argparse.Namespace, out: TextIO) -> int:
                 print(f"removed {args.name}", file=out)
                 return EXIT_OK
         if args.command == "prepare":
-            prep = client.prepare(args.name, docker_source=args.docker_source, request_id=args.request_id or "", step_timeout=args.step_timeout)
+            if args.dry_run:
+                plan = plan_response_dict(client.plan(args.name, **_options(args)))
+                print_plan(plan, out, as_json=args.json)
+                return EXIT_OK
+            prep = client.prepare(args.name, request_id=args.request_id or "", **_options(args))
             print(f"preparation {prep.id} of {args.name}: {prep_state(prep.state)}", file=out, flush=True)
             return follow(client, args.name, prep.id, out) if args.follow else EXIT_OK
         if args.command == "retry":
@@ -220,6 +224,123 @@ def run_client_command(args: argparse.Namespace, out: TextIO) -> int:
                 print(f"{p.id}  {prep_state(p.state):<10} attempt {p.attempt}  {created}", file=out)
             return EXIT_OK
     raise CliError(f"unknown command {args.command}", EXIT_USAGE)
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "docker_source": args.docker_source,
+        "step_timeout": args.step_timeout,
+        "docker_version": args.docker_version or "",
+        "channel": args.channel or "",
+        "repository_url": args.repository_url or "",
+        "http_proxy": args.http_proxy or "",
+        "https_proxy": args.https_proxy or "",
+        "no_proxy": args.no_proxy or "",
+    }
+
+
+def _add_plan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--docker-source", choices=("official", "distro"), default="official",
+                   help="Docker's repository (default) or the OS's own packages")
+    p.add_argument("--docker-version", help="version prefix to install, e.g. 27.3.1 (official source)")
+    p.add_argument("--channel", choices=("stable", "test"), help="Docker repository channel (default stable)")
+    p.add_argument("--repository-url", help="Docker repository base or mirror (default https://download.docker.com)")
+    p.add_argument("--http-proxy")
+    p.add_argument("--https-proxy")
+    p.add_argument("--no-proxy")
+
+
+def plan_response_dict(r: pb.PlanResponse) -> dict[str, Any]:
+    o = r.operating_system
+    return {
+        "driver": r.driver,
+        "operating_system": {"id": o.id, "version_id": o.version_id, "pretty_name": o.pretty_name,
+                             "codename": o.codename, "architecture": o.architecture},
+        "repository": {"url": r.repository.url, "suite": r.repository.suite, "component": r.repository.component,
+                       "key_url": r.repository.key_url} if r.HasField("repository") else None,
+        "steps": [{"name": s.name, "commands": list(s.commands), "checks": list(s.checks), "as_user": s.as_user,
+                   "skip_reason": s.skip_reason, "summaries": list(s.summaries), "check_summary": s.check_summary}
+                  for s in r.steps],
+    }
+
+
+def print_plan(plan: dict[str, Any], out: TextIO, *, as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps(plan, indent=2), file=out)
+        return
+    o = plan["operating_system"]
+    print(f"driver:     {plan['driver']}", file=out)
+    print(f"os:         {o['pretty_name']} [{o['codename'] or '-'}, {o['architecture']}]", file=out)
+    repo = plan["repository"]
+    repo_text = f"{repo['url']} {repo['suite']} {repo['component']}".strip() if repo else "the OS's own repositories"
+    print(f"repository: {repo_text}", file=out)
+    for step in plan["steps"]:
+        print(f"\n{step['name']}" + (" (as the user, new SSH session)" if step["as_user"] else ""), file=out)
+        if step["skip_reason"]:
+            print(f"  skipped: {step['skip_reason']}", file=out)
+            continue
+        if step["checks"]:
+            print(f"  skip if: {step['check_summary'] or '; '.join(step['checks'])}", file=out)
+        for command in step["summaries"]:
+            print(f"  $ {command}", file=out)
+
+
+def offline_facts(os_release_text: str, arch: str, user: str, has: Sequence[str]) -> Any:
+    """Facts for a plan made without a server: what a typical install of that OS has."""
+    from serverprep.drivers import Facts, OsRelease
+
+    osr = OsRelease.from_text(os_release_text)
+    family = set(osr.family)
+    commands = {"systemctl", "sudo", "curl", *has}
+    dnf_version = ""
+    major = osr.version_major or 0
+    if family & {"debian", "ubuntu"}:
+        commands |= {"apt-get", "dpkg"}
+    elif family & {"fedora", "rhel", "centos", "amzn"}:
+        yum_only = (osr.id == "amzn" and major < 2022) or (osr.id != "fedora" and osr.id != "amzn" and 0 < major <= 7)
+        if yum_only:
+            commands.add("yum")
+        elif osr.id == "fedora" and major >= 41:
+            commands |= {"dnf", "dnf5"}
+            dnf_version = "dnf5 version 5.2.0"
+        else:
+            commands.add("dnf")
+            dnf_version = "4.20.0"
+    return Facts(
+        os_release=osr,
+        machine=arch,
+        dpkg_architecture=arch if "dpkg" in commands else "",
+        user=user,
+        uid=0 if user == "root" else 1000,
+        commands=frozenset(commands),
+        dnf_version=dnf_version,
+    )
+
+
+def run_plan(args: argparse.Namespace, out: TextIO) -> int:
+    from serverprep.drivers import DEFAULT_REPOSITORY, DockerSource, PlanOptions
+    from serverprep.service.errors import ServerprepError
+    from serverprep.service.plugins import DriverRegistry
+
+    try:
+        text = Path(args.os_release).read_text(errors="replace")
+    except OSError as e:
+        raise CliError(f"cannot read {args.os_release}: {e.strerror}", EXIT_USAGE) from None
+    options = PlanOptions(
+        docker_source=DockerSource(args.docker_source), user=args.user,
+        repository_base=(args.repository_url or DEFAULT_REPOSITORY), docker_version=args.docker_version or "",
+        channel=args.channel or "stable", http_proxy=args.http_proxy or "", https_proxy=args.https_proxy or "",
+        no_proxy=args.no_proxy or "",
+    )
+    try:
+        plan = DriverRegistry.default().plan(offline_facts(text, args.arch, args.user, args.has), options)
+    except ServerprepError as e:
+        if args.json:
+            print(json.dumps({"error": {"reason": e.reason, "message": e.message}}, indent=2), file=out)
+            return EXIT_FAILED
+        raise CliError(f"{e.reason}: {e.message}") from None
+    print_plan(plan.to_dict(), out, as_json=args.json)
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,8 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     prepare = sub.add_parser("prepare", help="prepare a server")
     prepare.add_argument("name")
-    prepare.add_argument("--docker-source", choices=("official", "distro"), default="official")
+    _add_plan_options(prepare)
     prepare.add_argument("--follow", "-f", action="store_true", help="show steps and logs live; exit 0 only on success")
+    prepare.add_argument("--dry-run", action="store_true", help="show the plan from the server's real facts; change nothing")
+    prepare.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
     prepare.add_argument("--request-id", help="idempotency key: the same key returns the same preparation")
     prepare.add_argument("--step-timeout", type=int, default=0, help="seconds per step (default 900)")
 
@@ -276,6 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("preparations", help="list a server's preparations")
     p.add_argument("name")
     sub.add_parser("drivers", help="list installed OS drivers")
+    plan = sub.add_parser("plan", help="show what would run on an OS, offline (no service, no SSH)")
+    plan.add_argument("--os-release", required=True, metavar="FILE", help="an /etc/os-release file")
+    plan.add_argument("--arch", default="amd64", help="package architecture (default %(default)s)")
+    plan.add_argument("--user", default="root", help="SSH user the plan is for (default %(default)s)")
+    plan.add_argument("--has", action="append", default=[], metavar="PROGRAM", help="assume PROGRAM exists (e.g. dnf5)")
+    plan.add_argument("--json", action="store_true")
+    _add_plan_options(plan)
     sub.add_parser("health", help="exit 0 when the service is serving")
     return parser
 
@@ -329,6 +459,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return run_serve(args)
         if args.command == "drivers":
             return run_drivers(out)
+        if args.command == "plan":
+            return run_plan(args, out)
         return run_client_command(args, out)
     except ServerprepClientError as e:
         if e.reason == "SERVICE_UNAVAILABLE":

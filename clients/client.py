@@ -59,6 +59,11 @@ class ServerprepClientError(Exception):
         return cls(code=code, message=message or code.name, reason=reason, metadata=metadata, violations=violations)
 
 
+def prepare_options(docker_source: str = "official", step_timeout: int = 0, **fields: str | int) -> pb.PrepareOptions:
+    source = {"official": pb.DOCKER_SOURCE_OFFICIAL, "distro": pb.DOCKER_SOURCE_DISTRO}[docker_source]
+    return pb.PrepareOptions(docker_source=source, step_timeout_seconds=step_timeout, **fields)
+
+
 class Client:
     """Blocking client for the serverprep API.
 
@@ -153,16 +158,15 @@ class Client:
 
     # -- preparations -------------------------------------------------------
 
-    def prepare(
-        self, server: str, *, docker_source: str = "official", request_id: str = "", step_timeout: int = 0
-    ) -> pb.Preparation:
-        source = {"official": pb.DOCKER_SOURCE_OFFICIAL, "distro": pb.DOCKER_SOURCE_DISTRO}[docker_source]
-        request = pb.PrepareRequest(
-            server=server,
-            request_id=request_id,
-            options=pb.PrepareOptions(docker_source=source, step_timeout_seconds=step_timeout),
-        )
+    def prepare(self, server: str, *, request_id: str = "", **options: str | int) -> pb.Preparation:
+        """Start preparing ``server``. ``options`` are PrepareOptions fields; ``docker_source``
+        may be given as "official" or "distro"."""
+        request = pb.PrepareRequest(server=server, request_id=request_id, options=prepare_options(**options))
         return self._call(self.preparations.Prepare, request).preparation
+
+    def plan(self, server: str, **options: str | int) -> pb.PlanResponse:
+        """What Prepare would run on ``server``, from its real facts, changing nothing."""
+        return self._call(self.preparations.Plan, pb.PlanRequest(server=server, options=prepare_options(**options)))
 
     def status(self, server: str, preparation_id: str = "") -> pb.Preparation:
         request = pb.StatusRequest(server=server, preparation_id=preparation_id)

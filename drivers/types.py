@@ -198,6 +198,8 @@ class Plan:
                     "name": s.name,
                     "commands": [c.render() for c in s.commands],
                     "checks": [c.render() for c in s.check],
+                    "summaries": [c.display() for c in s.commands],
+                    "check_summary": s.check_description,
                     "as_user": s.as_user,
                     "skip_reason": s.skip_reason,
                 }

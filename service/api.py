@@ -12,7 +12,7 @@ from google.protobuf import timestamp_pb2
 
 from serverprep.service import validation as check
 from serverprep.service.domain import LogEntry, Options, Preparation, PrepState, Secrets, Server, ServerSpec, StepState
-from serverprep.service.engine import Engine
+from serverprep.service.engine import Engine, redactor
 from serverprep.service.errors import InvalidArgument, ServerprepError
 from serverprep.service.logbus import LogBus
 from serverprep.service.rpcerrors import to_status
@@ -262,6 +262,9 @@ class PreparationService(pb_grpc.PreparationServiceServicer):
         options = options_from_pb(v, request.options)
         v.raise_if_any()
         plan = (await self.engine.plan(request.server, options)).to_dict()
+        hide = redactor(options.secrets())
+        for step in plan["steps"]:
+            step["commands"] = [hide(c) for c in step["commands"]]
         repo = plan["repository"]
         return pb.PlanResponse(
             driver=plan["driver"],

@@ -282,18 +282,22 @@ class Repository(_message.Message):
     def __init__(self, url: _Optional[str] = ..., suite: _Optional[str] = ..., component: _Optional[str] = ..., key_url: _Optional[str] = ...) -> None: ...
 
 class PlannedStep(_message.Message):
-    __slots__ = ("name", "commands", "checks", "as_user", "skip_reason")
+    __slots__ = ("name", "commands", "checks", "as_user", "skip_reason", "summaries", "check_summary")
     NAME_FIELD_NUMBER: _ClassVar[int]
     COMMANDS_FIELD_NUMBER: _ClassVar[int]
     CHECKS_FIELD_NUMBER: _ClassVar[int]
     AS_USER_FIELD_NUMBER: _ClassVar[int]
     SKIP_REASON_FIELD_NUMBER: _ClassVar[int]
+    SUMMARIES_FIELD_NUMBER: _ClassVar[int]
+    CHECK_SUMMARY_FIELD_NUMBER: _ClassVar[int]
     name: str
     commands: _containers.RepeatedScalarFieldContainer[str]
     checks: _containers.RepeatedScalarFieldContainer[str]
     as_user: bool
     skip_reason: str
-    def __init__(self, name: _Optional[str] = ..., commands: _Optional[_Iterable[str]] = ..., checks: _Optional[_Iterable[str]] = ..., as_user: _Optional[bool] = ..., skip_reason: _Optional[str] = ...) -> None: ...
+    summaries: _containers.RepeatedScalarFieldContainer[str]
+    check_summary: str
+    def __init__(self, name: _Optional[str] = ..., commands: _Optional[_Iterable[str]] = ..., checks: _Optional[_Iterable[str]] = ..., as_user: _Optional[bool] = ..., skip_reason: _Optional[str] = ..., summaries: _Optional[_Iterable[str]] = ..., check_summary: _Optional[str] = ...) -> None: ...
 
 class PlanResponse(_message.Message):
     __slots__ = ("driver", "operating_system", "repository", "steps")
