@@ -277,13 +277,22 @@ DEFAULT_STANDINS = APT_STANDINS
 
 
 @contextlib.contextmanager
-def simulated_host(user: str, os_release: str, *, standins: tuple[str, ...] = DEFAULT_STANDINS, password: str = "") -> Iterator[Target]:
+def simulated_host(
+    user: str,
+    os_release: str,
+    *,
+    standins: tuple[str, ...] = DEFAULT_STANDINS,
+    password: str = "",
+    writable: tuple[str, ...] = ("/etc/apt",),
+) -> Iterator[Target]:
     """A real sshd and shell whose package tools are recording stand-ins (a simulation).
 
     The stand-ins replace /usr/local/bin inside sshd's private mount namespace, so
     they come first on the login PATH; nothing on the host changes. ``extra["sim"]``
     is the directory with ``calls`` (one line per call) and ``behavior/NAME`` (shell
-    text a stand-in sources: ``exit 100``, ``sleep 60``, ``echo text``).
+    text a stand-in sources: ``exit 100``, ``sleep 60``, ``echo text``). Each path in
+    ``writable`` (which must exist here) is replaced, in that namespace only, by an empty
+    directory the user owns, so plans that write configuration can run unprivileged.
     """
     ensure_host_user(user)
     sim = Path(tempfile.mkdtemp(prefix="sp-sim-"))
@@ -303,6 +312,12 @@ def simulated_host(user: str, os_release: str, *, standins: tuple[str, ...] = DE
     calls.chmod(0o666)
     os.chmod(bin_dir, 0o755)
     mount_bin = f"mount --bind {bin_dir} /usr/local/bin &&"
+    pw = subprocess.run(["id", "-u", user], capture_output=True, text=True, check=True).stdout.strip()
+    for i, path in enumerate(writable):
+        scratch = sim / f"writable-{i}"
+        scratch.mkdir()
+        os.chown(scratch, int(pw), -1)
+        mount_bin += f" mount --bind {scratch} {path} &&"
     with host_sshd(user, os_release=os_release, password=password, extra_config="", _pre_mount=mount_bin) as target:
         target.extra["sim"] = sim
         try:

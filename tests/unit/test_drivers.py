@@ -1,113 +1,232 @@
-"""Driver tables: facts in, plan out. Pure: no connection, no service."""
+"""Driver tables: real os-release contents and facts in, exact repository and commands out."""
 
 import pytest
 
-from serverprep.drivers import DockerSource, Facts, OsRelease, PlanOptions, PLANNED_STEPS
+from harness.osreleases import OS_RELEASES
+from serverprep.drivers import Command, DockerSource, Facts, OsRelease, PlanOptions, PLANNED_STEPS, WriteFile
 from serverprep.service.errors import DriverConflict, UnsupportedOS
 from serverprep.service.plugins import DriverRegistry, make_plugin_manager
 
-OS = {
-    "debian-11": 'PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\nVERSION_ID="11"\nVERSION_CODENAME=bullseye\nID=debian\n',
-    "debian-12": 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\nID=debian\n',
-    "debian-13": 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nVERSION_ID="13"\nVERSION_CODENAME=trixie\nID=debian\n',
-    "ubuntu-24.04": 'NAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\nID_LIKE=debian\nVERSION_CODENAME=noble\nUBUNTU_CODENAME=noble\n',
-    "ubuntu-20.04": 'NAME="Ubuntu"\nVERSION_ID="20.04"\nID=ubuntu\nID_LIKE=debian\nVERSION_CODENAME=focal\nUBUNTU_CODENAME=focal\n',
-    "mint-21.3": 'NAME="Linux Mint"\nID=linuxmint\nID_LIKE="ubuntu debian"\nVERSION_ID="21.3"\nVERSION_CODENAME=virginia\nUBUNTU_CODENAME=jammy\n',
-    "raspbian-12": 'PRETTY_NAME="Raspbian GNU/Linux 12 (bookworm)"\nID=raspbian\nID_LIKE=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n',
-    "fedora-41": 'NAME="Fedora Linux"\nVERSION_ID=41\nID=fedora\nPLATFORM_ID="platform:f41"\n',
-    "rocky-9": 'NAME="Rocky Linux"\nVERSION_ID="9.4"\nID="rocky"\nID_LIKE="rhel centos fedora"\n',
-    "amzn-2023": 'NAME="Amazon Linux"\nVERSION_ID="2023"\nID="amzn"\nID_LIKE="fedora"\n',
-    "alpine": 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.20.0\n',
+APT = ("apt-get", "dpkg", "systemctl", "sudo", "curl")
+DNF4 = ("dnf", "rpm", "systemctl", "sudo", "curl")
+DNF5 = ("dnf", "dnf5", "rpm", "systemctl", "sudo", "curl")
+YUM = ("yum", "rpm", "systemctl", "sudo")
+DOCKER_CE = "docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin"
+APT_GET = "env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -q"
+
+
+def apt_official(url, suite, arch):
+    """What Docker's documentation says to run, made safe to re-run."""
+    return [
+        "report who holds the dpkg/apt lock, if anyone",
+        "remove conflicting packages if installed: docker.io docker-doc docker-compose docker-compose-v2 podman-docker containerd runc",
+        "rm -f /etc/apt/sources.list.d/docker.list /etc/apt/sources.list.d/download_docker_com_linux_debian.list "
+        "/etc/apt/sources.list.d/download_docker_com_linux_ubuntu.list /etc/apt/trusted.gpg.d/docker.gpg /etc/apt/trusted.gpg.d/docker.asc",
+        "install -d -m 0755 /etc/apt/keyrings",
+        f"curl -fsSL --retry 3 -o /etc/apt/keyrings/docker.asc {url}/gpg",
+        "chmod a+r /etc/apt/keyrings/docker.asc",
+        ("/etc/apt/sources.list.d/docker.sources",
+         f"Types: deb\nURIs: {url}\nSuites: {suite}\nComponents: stable\nArchitectures: {arch}\nSigned-By: /etc/apt/keyrings/docker.asc\n"),
+        f"{APT_GET} update",
+        f"{APT_GET} install -y {DOCKER_CE}",
+    ]
+
+
+def apt_distro(*packages):
+    return ["report who holds the dpkg/apt lock, if anyone", f"{APT_GET} install -y --no-install-recommends {' '.join(packages)}"]
+
+
+def dnf_official(repo, dnf5):
+    repofile = f"https://download.docker.com/linux/{repo}/docker-ce.repo"
+    add = (f"dnf -y config-manager addrepo --from-repofile={repofile} --overwrite" if dnf5
+           else f"dnf -y config-manager --add-repo {repofile}")
+    return [
+        "remove conflicting packages if installed: docker docker-client docker-client-latest docker-common docker-latest "
+        "docker-latest-logrotate docker-logrotate docker-selinux docker-engine-selinux docker-engine podman-docker podman buildah runc",
+        add,
+        f"dnf -y install {DOCKER_CE}",
+    ]
+
+
+def fails(text):
+    return ("refused", text)
+
+
+# name: (arch, tools, dnf --version, official: (driver, repo url, suite, commands) or refusal, distro: commands or refusal)
+U = "https://download.docker.com/linux/ubuntu"
+D = "https://download.docker.com/linux/debian"
+MATRIX = {
+    "debian-10": ("amd64", APT, "", (D, "buster"), apt_distro("docker.io", "docker-compose")),
+    "debian-11": ("amd64", APT, "", (D, "bullseye"), apt_distro("docker.io", "docker-compose")),
+    "debian-12": ("amd64", APT, "", (D, "bookworm"), apt_distro("docker.io", "docker-compose")),
+    "debian-13": ("arm64", APT, "", (D, "trixie"), apt_distro("docker.io", "docker-compose")),
+    "ubuntu-18.04": ("amd64", APT, "", (U, "bionic"), apt_distro("docker.io", "docker-compose")),
+    "ubuntu-20.04": ("amd64", APT, "", (U, "focal"), apt_distro("docker.io", "docker-compose")),
+    "ubuntu-22.04": ("amd64", APT, "", (U, "jammy"), apt_distro("docker.io", "docker-compose-v2")),
+    "ubuntu-24.04": ("arm64", APT, "", (U, "noble"), apt_distro("docker.io", "docker-compose-v2")),
+    "ubuntu-24.10": ("amd64", APT, "", (U, "oracular"), apt_distro("docker.io", "docker-compose-v2")),
+    "ubuntu-25.04": ("amd64", APT, "", (U, "plucky"), apt_distro("docker.io", "docker-compose-v2")),
+    # Derivatives get their Ubuntu base's suite, never their own codename.
+    "mint-20.3": ("amd64", APT, "", (U, "focal"), apt_distro("docker.io", "docker-compose")),
+    "mint-21.3": ("amd64", APT, "", (U, "jammy"), apt_distro("docker.io", "docker-compose-v2")),
+    "mint-22": ("amd64", APT, "", (U, "noble"), apt_distro("docker.io", "docker-compose-v2")),
+    "pop-22.04": ("amd64", APT, "", (U, "jammy"), apt_distro("docker.io", "docker-compose-v2")),
+    "elementary-7.1": ("amd64", APT, "", (U, "jammy"), apt_distro("docker.io", "docker-compose-v2")),
+    "zorin-17": ("amd64", APT, "", (U, "jammy"), apt_distro("docker.io", "docker-compose-v2")),
+    # 32-bit Raspberry Pi OS uses Docker's raspbian repository; 64-bit reports ID=debian.
+    "raspbian-12": ("armhf", APT, "", ("https://download.docker.com/linux/raspbian", "bookworm"), apt_distro("docker.io", "docker-compose")),
+    "kali-rolling": ("amd64", APT, "", fails("'kali-rolling' is not a Debian release"), apt_distro("docker.io", "docker-compose")),
+    "fedora-39": ("amd64", DNF4, "4.18.2", ("fedora", False), ["dnf -y install moby-engine docker-compose"]),
+    "fedora-40": ("amd64", DNF4, "4.19.2", ("fedora", False), ["dnf -y install moby-engine docker-compose"]),
+    "fedora-41": ("amd64", DNF5, "dnf5 version 5.2.6.2", ("fedora", True), ["dnf -y install moby-engine docker-compose"]),
+    "fedora-42": ("arm64", DNF5, "dnf5 version 5.2.13.1", ("fedora", True), ["dnf -y install moby-engine docker-compose"]),
+    "rhel-8.10": ("amd64", DNF4, "4.7.0", ("rhel", False), fails("ships no Docker engine")),
+    "rhel-9.4": ("amd64", DNF4, "4.14.0", ("rhel", False), fails("ships no Docker engine")),
+    "rhel-10.0": ("amd64", DNF4, "4.20.0", ("rhel", False), fails("ships no Docker engine")),
+    "centos-stream-9": ("amd64", DNF4, "4.14.0", ("centos", False), fails("ships no Docker engine")),
+    "centos-stream-10": ("amd64", DNF4, "4.20.0", ("centos", False), fails("ships no Docker engine")),
+    "rocky-8.10": ("amd64", DNF4, "4.7.0", ("centos", False), fails("ships no Docker engine")),
+    "rocky-9.4": ("arm64", DNF4, "4.14.0", ("centos", False), fails("ships no Docker engine")),
+    "alma-8.10": ("amd64", DNF4, "4.7.0", ("centos", False), fails("ships no Docker engine")),
+    "alma-9.4": ("amd64", DNF4, "4.14.0", ("centos", False), fails("ships no Docker engine")),
+    "oracle-8.10": ("amd64", DNF4, "4.7.0", ("centos", False), fails("ships no Docker engine")),
+    "oracle-9.4": ("amd64", DNF4, "4.14.0", ("centos", False), fails("ships no Docker engine")),
+    "amzn-2023": ("amd64", DNF4, "4.14.0", fails("no Amazon Linux packages"),
+                  ["dnf -y install docker", "install the docker compose plugin v2.29.7 (checksum verified) to /usr/local/lib/docker/cli-plugins/docker-compose"]),
+    "amzn-2": ("amd64", YUM, "", fails("has no dnf"), fails("has no dnf")),
+    "centos-7": ("amd64", YUM, "", fails("has no dnf"), fails("has no dnf")),
+    "opensuse-leap-15.6": ("amd64", ("zypper", "rpm", "systemctl"), "", fails("not supported by any installed driver"), fails("not supported by any installed driver")),
+    "alpine-3.20": ("amd64", ("apk",), "", fails("not supported by any installed driver"), fails("not supported by any installed driver")),
+    "arch": ("amd64", ("pacman", "systemctl"), "", fails("not supported by any installed driver"), fails("not supported by any installed driver")),
 }
 
 
 @pytest.fixture(scope="module")
 def registry():
-    return DriverRegistry(make_plugin_manager())
+    return DriverRegistry(make_plugin_manager(load_entry_points=False, plugins=_builtins()))
 
 
-def facts(name, *, arch="amd64", commands=("apt-get", "dpkg", "systemctl", "sudo"), uid=1000):
-    return Facts(os_release=OsRelease.from_text(OS[name]), machine="x86_64", dpkg_architecture=arch, user="admin", uid=uid, commands=frozenset(commands))
+def _builtins():
+    from serverprep.drivers import apt, dnf
+
+    return [apt, dnf]
 
 
-def commands(plan, step):
-    return [c.render() for c in plan.step(step).commands]
+def make_facts(name, arch, tools, dnf_version, uid=1000):
+    machine = {"amd64": "x86_64", "arm64": "aarch64", "armhf": "armv7l"}[arch]
+    return Facts(os_release=OsRelease.from_text(OS_RELEASES[name]), machine=machine,
+                 dpkg_architecture=arch if "dpkg" in tools else "", user="admin", uid=uid,
+                 commands=frozenset(tools), dnf_version=dnf_version)
 
 
-@pytest.mark.parametrize(
-    "name, url, suite, arch",
-    [
-        ("debian-11", "https://download.docker.com/linux/debian", "bullseye", "amd64"),
-        ("debian-12", "https://download.docker.com/linux/debian", "bookworm", "arm64"),
-        ("debian-13", "https://download.docker.com/linux/debian", "trixie", "amd64"),
-        ("ubuntu-24.04", "https://download.docker.com/linux/ubuntu", "noble", "amd64"),
-        ("ubuntu-20.04", "https://download.docker.com/linux/ubuntu", "focal", "amd64"),
-        # Mint must get its Ubuntu base's codename, not its own.
-        ("mint-21.3", "https://download.docker.com/linux/ubuntu", "jammy", "amd64"),
-        ("raspbian-12", "https://download.docker.com/linux/raspbian", "bookworm", "armhf"),
-    ],
-)
-def test_apt_official_repository(registry, name, url, suite, arch):
-    plan = registry.plan(facts(name, arch=arch), PlanOptions(DockerSource.OFFICIAL, user="admin"))
-    assert plan.driver == "apt"
-    assert (plan.repository.url, plan.repository.suite) == (url, suite)
-    install = commands(plan, "install_docker")
-    sources = next(c for c in plan.step("install_docker").commands if getattr(c, "path", "") == "/etc/apt/sources.list.d/docker.sources")
-    assert f"URIs: {url}\nSuites: {suite}\nComponents: stable\nArchitectures: {arch}\nSigned-By: /etc/apt/keyrings/docker.asc\n" in sources.content
-    assert install[-1] == (
-        "env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -q install -y "
-        "docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin"
-    )
-    assert f"curl -fsSL --retry 3 -o /etc/apt/keyrings/docker.asc {url}/gpg" in install
-    assert "rm -f /etc/apt/sources.list.d/docker.list /etc/apt/trusted.gpg.d/docker.gpg /etc/apt/trusted.gpg.d/docker.asc" in install
+def shown(commands):
+    """Commands as text: exact shell for plain commands, the summary for snippets, (path, content) for files."""
+    out = []
+    for c in commands:
+        if isinstance(c, WriteFile):
+            out.append((c.path, c.content))
+        elif isinstance(c, Command):
+            out.append(c.render())
+        else:
+            out.append(c.display())
+    return out
 
 
-def test_apt_distro_source_on_debian_12(registry):
-    plan = registry.plan(facts("debian-12"), PlanOptions(DockerSource.DISTRO, user="admin"))
-    assert plan.repository is None
+def test_the_matrix_covers_at_least_30_releases():
+    assert len(MATRIX) >= 30 and set(MATRIX) == set(OS_RELEASES)
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_official_source(registry, name):
+    arch, tools, dnf_version, expected, _ = MATRIX[name]
+    facts = make_facts(name, arch, tools, dnf_version)
+    options = PlanOptions(DockerSource.OFFICIAL, user="admin")
+    if expected[0] == "refused":
+        with pytest.raises(UnsupportedOS, match=expected[1]):
+            registry.plan(facts, options)
+        return
+    plan = registry.plan(facts, options)
     assert [s.name for s in plan.steps] == list(PLANNED_STEPS)
-    assert commands(plan, "update_packages") == ["env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -q update"]
-    assert commands(plan, "install_docker") == [
-        "env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -q install -y --no-install-recommends docker.io docker-compose"
-    ]
-    assert commands(plan, "start_docker") == ["systemctl enable --now docker.service"]
-    assert commands(plan, "configure_user") == ["usermod -aG docker -- admin"]
+    assert plan.architecture == arch
+    if "apt-get" in tools:
+        url, suite = expected
+        assert plan.driver == "apt"
+        assert (plan.repository.url, plan.repository.suite, plan.repository.component) == (url, suite, "stable")
+        assert shown(plan.step("install_docker").commands) == apt_official(url, suite, arch)
+        assert shown(plan.step("install_dependencies").commands)[-1] == f"{APT_GET} install -y --no-install-recommends ca-certificates curl"
+    else:
+        repo, dnf5 = expected
+        assert plan.driver == "dnf"
+        assert plan.repository.url == f"https://download.docker.com/linux/{repo}"
+        assert shown(plan.step("install_docker").commands) == dnf_official(repo, dnf5)
+        assert shown(plan.step("install_dependencies").commands) == [f"dnf -y install {'dnf5-plugins' if dnf5 else 'dnf-plugins-core'}"]
+        assert shown(plan.step("update_packages").commands) == ["dnf -y makecache"]
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_distro_source(registry, name):
+    arch, tools, dnf_version, _, expected = MATRIX[name]
+    facts = make_facts(name, arch, tools, dnf_version)
+    options = PlanOptions(DockerSource.DISTRO, user="admin")
+    if expected[0] == "refused":
+        with pytest.raises(UnsupportedOS, match=expected[1]):
+            registry.plan(facts, options)
+        return
+    plan = registry.plan(facts, options)
+    assert plan.repository is None
+    assert shown(plan.step("install_docker").commands) == expected
+    assert shown(plan.step("start_docker").commands) == ["systemctl enable --now docker.service"]
+    assert shown(plan.step("configure_user").commands) == ["usermod -aG docker -- admin"]
     assert plan.step("verify_docker").as_user
-
-
-def test_root_needs_no_group_change(registry):
-    plan = registry.plan(facts("debian-12", uid=0), PlanOptions(DockerSource.DISTRO, user="root"))
-    assert plan.step("configure_user").skip_reason
-
-
-@pytest.mark.parametrize(
-    "name, commands_, add_repo",
-    [
-        ("fedora-41", ("dnf", "dnf5", "rpm"), "dnf config-manager addrepo --from-repofile=https://download.docker.com/linux/fedora/docker-ce.repo --overwrite"),
-        ("rocky-9", ("dnf", "rpm"), "dnf config-manager --add-repo https://download.docker.com/linux/centos/docker-ce.repo"),
-    ],
-)
-def test_dnf_official_repository_by_dnf_generation(registry, name, commands_, add_repo):
-    plan = registry.plan(facts(name, commands=commands_), PlanOptions(DockerSource.OFFICIAL, user="admin"))
-    assert plan.driver == "dnf"
-    assert add_repo in commands(plan, "install_docker")
-
-
-def test_amazon_linux_official_is_refused_clearly(registry):
-    with pytest.raises(UnsupportedOS, match="no Amazon Linux packages"):
-        registry.plan(facts("amzn-2023", commands=("dnf", "rpm")), PlanOptions(DockerSource.OFFICIAL, user="admin"))
-
-
-def test_yum_only_system_is_refused(registry):
-    with pytest.raises(UnsupportedOS, match="has no dnf"):
-        registry.plan(facts("rocky-9", commands=("yum", "rpm")), PlanOptions(DockerSource.OFFICIAL))
 
 
 def test_unknown_os_names_the_os_and_the_installed_drivers(registry):
     with pytest.raises(UnsupportedOS) as e:
-        registry.plan(facts("alpine"), PlanOptions())
-    assert "Alpine Linux" in e.value.message and "apt, dnf" in e.value.message
+        registry.plan(make_facts("alpine-3.20", "amd64", ("apk",), ""), PlanOptions())
+    assert e.value.message == "Alpine Linux v3.20 (ID=alpine) is not supported by any installed driver (installed: apt, dnf)"
     assert e.value.reason == "UNSUPPORTED_OS"
+
+
+def test_version_pin_channel_mirror_and_proxy_on_apt(registry):
+    options = PlanOptions(DockerSource.OFFICIAL, user="admin", docker_version="27.3.1", channel="test",
+                          repository_base="https://mirror.example/docker", http_proxy="http://u:pw@proxy:3128")
+    plan = registry.plan(make_facts("ubuntu-24.04", "amd64", APT, ""), options)
+    assert plan.repository.url == "https://mirror.example/docker/linux/ubuntu"
+    commands = plan.step("install_docker").commands
+    sources = next(c for c in commands if isinstance(c, WriteFile))
+    assert "URIs: https://mirror.example/docker/linux/ubuntu\nSuites: noble\nComponents: test\n" in sources.content
+    assert "http_proxy=http://u:pw@proxy:3128" in commands[-1].render()
+    assert commands[-1].display() == "apt-get install docker-ce=27.3.1* docker-ce-cli=27.3.1* containerd.io docker-buildx-plugin docker-compose-plugin"
+    # Logs show the proxy without its password.
+    curl = next(c for c in commands if isinstance(c, Command) and c.argv[0] == "curl")
+    assert "pw@" not in curl.display() and "http://***@proxy:3128" in curl.display()
+
+
+def test_version_pin_channel_and_mirror_on_dnf5(registry):
+    options = PlanOptions(DockerSource.OFFICIAL, user="admin", docker_version="27.3", channel="test", repository_base="https://mirror.example/docker")
+    plan = registry.plan(make_facts("fedora-41", "amd64", DNF5, "dnf5 version 5.2.6.2"), options)
+    assert shown(plan.step("install_docker").commands)[1:] == [
+        "dnf -y config-manager addrepo --from-repofile=https://mirror.example/docker/linux/fedora/docker-ce.repo --overwrite",
+        "sed -i 's#https://download.docker.com#https://mirror.example/docker#g' /etc/yum.repos.d/docker-ce.repo",
+        "dnf -y config-manager setopt docker-ce-test.enabled=1",
+        "dnf -y install 'docker-ce-27.3*' 'docker-ce-cli-27.3*' containerd.io docker-buildx-plugin docker-compose-plugin",
+    ]
+
+
+def test_dnf_generation_is_decided_by_the_server_not_the_version(registry):
+    # A Fedora 41 still running dnf4 (upgraded in place without dnf5) keeps --add-repo.
+    plan = registry.plan(make_facts("fedora-41", "amd64", DNF4, "4.21.1"), PlanOptions(DockerSource.OFFICIAL))
+    assert "dnf -y config-manager --add-repo https://download.docker.com/linux/fedora/docker-ce.repo" in shown(plan.step("install_docker").commands)
+
+
+def test_raspberry_pi_os_64_bit_reports_debian_and_uses_debian_repo(registry):
+    plan = registry.plan(make_facts("debian-12", "arm64", APT, ""), PlanOptions(DockerSource.OFFICIAL))
+    assert (plan.repository.url, plan.architecture) == (D, "arm64")
+
+
+def test_root_needs_no_group_change(registry):
+    plan = registry.plan(make_facts("debian-12", "amd64", APT, "", uid=0), PlanOptions(DockerSource.DISTRO, user="root"))
+    assert plan.step("configure_user").skip_reason
 
 
 def test_two_drivers_claiming_one_os_equally_is_an_error_naming_both():
@@ -122,13 +241,37 @@ def test_two_drivers_claiming_one_os_equally_is_an_error_naming_both():
         def serverprep_drivers(self):
             return [Greedy()]
 
-    registry = DriverRegistry(make_plugin_manager(plugins=[Plugin()]))
+    registry = DriverRegistry(make_plugin_manager(load_entry_points=False, plugins=[*_builtins(), Plugin()]))
     with pytest.raises(DriverConflict) as e:
-        registry.select(OsRelease.from_text(OS["debian-12"]))
+        registry.select(OsRelease.from_text(OS_RELEASES["debian-12"]))
     assert "apt" in e.value.message and "greedy" in e.value.message
 
 
+def test_a_driver_that_raises_is_named():
+    from serverprep.drivers import hookimpl
+    from serverprep.service.errors import DriverError
+
+    class Broken:
+        name = "broken"
+        distros = ("Alpine",)
+
+        def match(self, os_release):
+            return 2 if os_release.id == "alpine" else None
+
+        def plan(self, facts, options):
+            raise KeyError("apk")
+
+    class Plugin:
+        @hookimpl
+        def serverprep_drivers(self):
+            return [Broken()]
+
+    registry = DriverRegistry(make_plugin_manager(load_entry_points=False, plugins=[Plugin()]))
+    with pytest.raises(DriverError, match="driver 'broken' .* failed in plan: KeyError"):
+        registry.plan(make_facts("alpine-3.20", "amd64", ("apk",), ""), PlanOptions())
+
+
 def test_plans_never_carry_user_text_unquoted(registry):
-    plan = registry.plan(facts("debian-12"), PlanOptions(DockerSource.DISTRO, user="x$(touch /tmp/pwned)"))
-    rendered = " ".join(commands(plan, "configure_user") + [c.render() for c in plan.step("configure_user").check])
+    plan = registry.plan(make_facts("debian-12", "amd64", APT, ""), PlanOptions(DockerSource.DISTRO, user="x$(touch /tmp/pwned)"))
+    rendered = " ".join(c.render() for c in [*plan.step("configure_user").commands, *plan.step("configure_user").check])
     assert "'x$(touch /tmp/pwned)'" in rendered
