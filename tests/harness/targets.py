@@ -316,6 +316,11 @@ def simulated_host(
     for i, path in enumerate(writable):
         scratch = sim / f"writable-{i}"
         scratch.mkdir()
+        # Keep the directory layout (empty), as a real system has it: /etc/apt/sources.list.d, ...
+        for child in Path(path).iterdir():
+            if child.is_dir() and not child.is_symlink():
+                (scratch / child.name).mkdir()
+                os.chown(scratch / child.name, int(pw), -1)
         os.chown(scratch, int(pw), -1)
         mount_bin += f" mount --bind {scratch} {path} &&"
     with host_sshd(user, os_release=os_release, password=password, extra_config="", _pre_mount=mount_bin) as target:

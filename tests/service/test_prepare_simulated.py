@@ -280,3 +280,34 @@ def test_whole_preparation_on_each_database(database_url, tmp_path, sim):
             assert seqs == list(range(1, done.last_seq + 1))
     finally:
         svc.stop()
+
+
+def test_plan_rpc_reads_facts_and_changes_nothing(client, sim):
+    register(client, sim)
+    plan = client.plan("sim", docker_source="official", http_proxy="http://u:proxy-secret@proxy:3128")
+    assert plan.driver == "apt" and plan.repository.suite == "bookworm"
+    assert plan.operating_system.pretty_name == "Debian GNU/Linux 12 (bookworm)"
+    assert [s.name for s in plan.steps] == ["update_packages", "install_dependencies", "install_docker", "start_docker", "configure_user", "verify_docker"]
+    assert not any("proxy-secret" in c for s in plan.steps for c in [*s.commands, *s.summaries])
+    # Read-only: detect_os's probes only, no package manager, no sudo, no preparation.
+    assert not [c for c in calls(sim) if c.startswith(("apt-get", "sudo", "usermod", "systemctl"))]
+    with pytest.raises(ServerprepClientError) as e:
+        client.status("sim")
+    assert e.value.reason == "PREPARATION_NOT_FOUND"
+
+
+def test_plan_rpc_of_an_unsupported_os_is_failed_precondition(client):
+    with host_sshd(USER, os_release='ID=alpine\nPRETTY_NAME="Alpine Linux v3.20"\n') as target:
+        register(client, target, "alp")
+        with pytest.raises(ServerprepClientError) as e:
+            client.plan("alp")
+    assert (e.value.code, e.value.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "UNSUPPORTED_OS")
+
+
+def test_rejected_options_name_their_fields(client, sim):
+    register(client, sim)
+    with pytest.raises(ServerprepClientError) as e:
+        client.prepare("sim", docker_source="distro", docker_version="latest; rm -rf /", channel="nightly",
+                       repository_url="ftp://x", http_proxy="not a url")
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(e.value.violations) == {"options.docker_version", "options.channel", "options.repository_url", "options.http_proxy"}
