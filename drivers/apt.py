@@ -36,6 +36,8 @@ CONFLICTING_PACKAGES = ("docker.io", "docker-doc", "docker-compose", "docker-com
 # Suites served by download.docker.com. A derivative must map onto one of these.
 DEBIAN_SUITES = ("buster", "bullseye", "bookworm", "trixie")
 UBUNTU_SUITES = ("bionic", "focal", "jammy", "noble", "oracular", "plucky")
+# Debian releases whose docker.io still contains the docker command.
+DEBIAN_CLI_IN_ENGINE = ("buster", "bullseye", "bookworm")
 # Ubuntu releases whose archive has the compose v2 plugin (docker-compose-v2).
 UBUNTU_COMPOSE_V2 = ("jammy", "noble", "oracular", "plucky", "questing")
 
@@ -109,7 +111,10 @@ def distro_packages(osr: OsRelease) -> tuple[str, ...]:
         base = osr.ubuntu_codename or osr.version_codename
         return ("docker.io", "docker-compose-v2" if base in UBUNTU_COMPOSE_V2 else "docker-compose")
     # Debian's docker-compose is the v1 command up to bookworm and the v2 plugin from trixie.
-    return ("docker.io", "docker-compose")
+    # From trixie the client is its own package, docker-cli, only recommended by docker.io.
+    if osr.version_codename in DEBIAN_CLI_IN_ENGINE:
+        return ("docker.io", "docker-compose")
+    return ("docker.io", "docker-cli", "docker-compose")
 
 
 class AptDriver:

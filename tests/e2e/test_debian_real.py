@@ -81,3 +81,17 @@ def test_broken_source_fails_then_retry_resumes_then_second_run_skips(client, bo
     got = states(again)
     assert [got[n] for n in ("update_packages", "install_dependencies", "install_docker", "start_docker", "configure_user")] == ["SKIPPED"] * 5
     assert got["verify_docker"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize("release, version", [("bullseye", "20.10"), ("trixie", "26.")])
+def test_real_install_on_other_debian_releases(client, release, version):
+    with nspawn_debian(release) as target:
+        client.create_server(release, host=target.host, user=target.user, private_key=target.key.private, host_key=target.host_key)
+        started = time.monotonic()
+        done = wait_done(client, release, client.prepare(release, docker_source="distro").id, timeout=600)
+        print(f"\nreal {release} preparation: {time.monotonic() - started:.1f}s")
+        assert done.state == pb.PREPARATION_STATE_SUCCEEDED, (done.failure, [e.text for e in client.stream_logs(release, done.id, follow=False)][-30:])
+        assert done.operating_system.codename == release
+        result = ssh_run(target, "docker info --format '{{.ServerVersion}}' && (docker compose version || docker-compose version)")
+        assert result.exit_status == 0, result.stderr
+        assert result.stdout.startswith(version)

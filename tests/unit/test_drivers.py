@@ -59,7 +59,8 @@ MATRIX = {
     "debian-10": ("amd64", APT, "", (D, "buster"), apt_distro("docker.io", "docker-compose")),
     "debian-11": ("amd64", APT, "", (D, "bullseye"), apt_distro("docker.io", "docker-compose")),
     "debian-12": ("amd64", APT, "", (D, "bookworm"), apt_distro("docker.io", "docker-compose")),
-    "debian-13": ("arm64", APT, "", (D, "trixie"), apt_distro("docker.io", "docker-compose")),
+    # trixie split the client into docker-cli, which docker.io only recommends.
+    "debian-13": ("arm64", APT, "", (D, "trixie"), apt_distro("docker.io", "docker-cli", "docker-compose")),
     "ubuntu-18.04": ("amd64", APT, "", (U, "bionic"), apt_distro("docker.io", "docker-compose")),
     "ubuntu-20.04": ("amd64", APT, "", (U, "focal"), apt_distro("docker.io", "docker-compose")),
     "ubuntu-22.04": ("amd64", APT, "", (U, "jammy"), apt_distro("docker.io", "docker-compose-v2")),
@@ -75,7 +76,7 @@ MATRIX = {
     "zorin-17": ("amd64", APT, "", (U, "jammy"), apt_distro("docker.io", "docker-compose-v2")),
     # 32-bit Raspberry Pi OS uses Docker's raspbian repository; 64-bit reports ID=debian.
     "raspbian-12": ("armhf", APT, "", ("https://download.docker.com/linux/raspbian", "bookworm"), apt_distro("docker.io", "docker-compose")),
-    "kali-rolling": ("amd64", APT, "", fails("'kali-rolling' is not a Debian release"), apt_distro("docker.io", "docker-compose")),
+    "kali-rolling": ("amd64", APT, "", fails("'kali-rolling' is not a Debian release"), apt_distro("docker.io", "docker-cli", "docker-compose")),
     "fedora-39": ("amd64", DNF4, "4.18.2", ("fedora", False), ["dnf -y install moby-engine docker-compose"]),
     "fedora-40": ("amd64", DNF4, "4.19.2", ("fedora", False), ["dnf -y install moby-engine docker-compose"]),
     "fedora-41": ("amd64", DNF5, "dnf5 version 5.2.6.2", ("fedora", True), ["dnf -y install moby-engine docker-compose"]),
