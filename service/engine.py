@@ -390,6 +390,7 @@ class Engine:
             remote.step_script(step, marker), privileged=privileged, sudo_password=run.server.secrets.sudo_password
         )
         state = {"started": False, "skipped": False, "command": -1}
+        early_stderr: list[str] = []
         journal = run.journal
         run.remote_pid, run.remote_privileged = None, privileged
 
@@ -407,6 +408,8 @@ class Engine:
                 elif kind == "diagnostics":
                     journal.emit(step.name, Stream.EVENT, "command failed; diagnostics follow")
                 return
+            if not state["started"] and stream is Stream.STDERR and len(early_stderr) < 20:
+                early_stderr.append(text)
             journal.emit(step.name, stream, text)
 
         timeout = run.prep.options.step_timeout
@@ -429,10 +432,11 @@ class Engine:
                 await fresh.close()
         if not state["started"]:
             if privileged:
+                reason, why = remote.sudo_refusal(early_stderr)
                 raise SudoFailed(
-                    f"sudo refused to run commands as root for {run.server.user!r} (exit {code}); "
-                    "give the server a sudo password or a NOPASSWD sudoers rule",
+                    f"{why} (user {run.server.user!r}, exit {code}): " + run.journal.redact(" ".join(early_stderr)[:300]),
                     metadata={"user": run.server.user, "exit_code": str(code)},
+                    reason=reason,
                 )
             raise StepFailed(f"the step's shell did not start (exit {code})", exit_code=code)
         if state["skipped"]:

@@ -115,9 +115,24 @@ def invoke(script: str, *, privileged: bool, sudo_password: str = "") -> Invocat
     inner = ["setsid", "-w", "sh", "-c", script]
     if not privileged:
         return Invocation(shlex.join(inner))
+    # LC_ALL=C: sudo's refusals are then the same words in every locale (see sudo_refusal).
     if sudo_password:
-        return Invocation(shlex.join(["sudo", "-S", "-p", "", "-k", "--", *inner]), stdin=sudo_password + "\n")
-    return Invocation(shlex.join(["sudo", "-n", "--", *inner]))
+        return Invocation(shlex.join(["env", "LC_ALL=C", "sudo", "-S", "-p", "", "-k", "--", *inner]), stdin=sudo_password + "\n")
+    return Invocation(shlex.join(["env", "LC_ALL=C", "sudo", "-n", "--", *inner]))
+
+
+def sudo_refusal(stderr: list[str]) -> tuple[str, str]:
+    """(reason, explanation) for sudo's refusal, from what it printed under LC_ALL=C."""
+    text = " ".join(stderr).lower()
+    if "password is required" in text:
+        return "SUDO_PASSWORD_REQUIRED", "sudo needs a password and none was given for this server"
+    if "incorrect password" in text or "sorry, try again" in text:
+        return "SUDO_PASSWORD_WRONG", "sudo rejected the sudo password"
+    if "not in the sudoers" in text or "is not allowed" in text or "may not run sudo" in text:
+        return "SUDO_NOT_ALLOWED", "the user may not run commands as root with sudo"
+    if "'sudo': no such file" in text or "sudo: not found" in text or "sudo: command not found" in text:
+        return "SUDO_MISSING", "sudo is not installed on the server"
+    return "SUDO_FAILED", "sudo refused to run the step"
 
 
 def kill_script(pid: int, signal: str = "TERM") -> str:

@@ -191,12 +191,13 @@ def test_unsupported_os_fails_detect_os_naming_it(client):
     assert states(failed)["update_packages"] == "PENDING"
 
 
-def test_sudo_without_rights_is_sudo_failed(client):
+def test_sudo_without_rights_needs_a_password(client):
     # The real sudo of this machine, a user with no sudoers entry.
     with host_sshd(USER, os_release=DEBIAN_12) as target:
         register(client, target, "nosudo")
         failed = wait_done(client, "nosudo", client.prepare("nosudo", docker_source="distro").id)
-    assert (failed.failure.reason, failed.failure.step) == ("SUDO_FAILED", "update_packages")
+    # The user is in no sudoers file; sudo -n asks for a password before it would say so.
+    assert (failed.failure.reason, failed.failure.step) == ("SUDO_PASSWORD_REQUIRED", "update_packages")
 
 
 def test_wrong_host_key_is_a_hard_failure(client, sim):
@@ -248,7 +249,8 @@ def test_wrong_sudo_password_is_sudo_failed(client):
         (target.extra["sim"] / "sudo-password").write_text("right-one")
         register(client, target, "pw", sudo_password="wrong-one")
         failed = wait_done(client, "pw", client.prepare("pw", docker_source="distro").id)
-    assert (failed.failure.reason, failed.failure.step) == ("SUDO_FAILED", "update_packages")
+    assert (failed.failure.reason, failed.failure.step) == ("SUDO_PASSWORD_WRONG", "update_packages")
+    assert "wrong-one" not in failed.failure.message
 
 
 def test_status_and_list_preparations(client, sim):

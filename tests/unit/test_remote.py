@@ -79,8 +79,8 @@ def test_invoke_keeps_the_sudo_password_out_of_the_command_line():
     inv = remote.invoke("echo hi", privileged=True, sudo_password="hunter2-secret")
     assert "hunter2" not in inv.command
     assert inv.stdin == "hunter2-secret\n"
-    assert inv.command.startswith("sudo -S -p '' -k -- setsid -w sh -c")
-    assert remote.invoke("echo hi", privileged=True).command.startswith("sudo -n -- ")
+    assert inv.command.startswith("env LC_ALL=C sudo -S -p '' -k -- setsid -w sh -c")
+    assert remote.invoke("echo hi", privileged=True).command.startswith("env LC_ALL=C sudo -n -- ")
     assert remote.invoke("echo hi", privileged=False).command.startswith("setsid -w ")
 
 
