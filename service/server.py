@@ -19,6 +19,7 @@ from serverprep.service.api import PreparationService, ServerService
 from serverprep.service.engine import Engine, EngineSettings
 from serverprep.service.logbus import LogBus
 from serverprep.service.plugins import DriverRegistry
+from serverprep.service.secretbox import SecretBox
 from serverprep.service.store import Store, default_url
 from serverprep.v1 import preparations_pb2, preparations_pb2_grpc, servers_pb2, servers_pb2_grpc
 
@@ -61,7 +62,7 @@ class Service:
 
     async def start(self) -> None:
         s = self.settings
-        self.store = Store(s.url)
+        self.store = Store(s.url, SecretBox.load(s.data_dir))
         await self.store.run(self.store.migrate)
         drivers = self.drivers or DriverRegistry.default()
         self.bus = LogBus(self.store)

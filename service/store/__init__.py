@@ -35,10 +35,14 @@ from serverprep.service.errors import (
     ServerNotFound,
     StorageError,
 )
+from serverprep.service.secretbox import SecretBox
 from serverprep.service.store.migrations import migrate
 from serverprep.service.store.models import ALL_MODELS, LogRow, PreparationRow, ServerRow, StepRow, db
 
 T = TypeVar("T")
+
+# Options that may carry a password (proxy URLs): stored encrypted like credentials.
+SECRET_OPTIONS = ("http_proxy", "https_proxy")
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -62,7 +66,7 @@ def open_database(url: str) -> peewee.Database:
     return db_url.connect(url)
 
 
-def _server(row: ServerRow) -> Server:
+def _server(row: ServerRow, box: SecretBox) -> Server:
     return Server(
         id=row.id,
         name=row.name,
@@ -73,10 +77,10 @@ def _server(row: ServerRow) -> Server:
         accept_new_host_key=row.accept_new_host_key,
         created_at=row.created_at,
         secrets=Secrets(
-            private_key=row.private_key,
-            private_key_passphrase=row.private_key_passphrase,
-            password=row.password,
-            sudo_password=row.sudo_password,
+            private_key=box.open(row.private_key),
+            private_key_passphrase=box.open(row.private_key_passphrase),
+            password=box.open(row.password),
+            sudo_password=box.open(row.sudo_password),
         ),
     )
 
@@ -93,13 +97,16 @@ def _step(row: StepRow) -> StepRecord:
     )
 
 
-def _preparation(row: PreparationRow, server_name: str, steps: Iterable[StepRow]) -> Preparation:
+def _preparation(row: PreparationRow, server_name: str, steps: Iterable[StepRow], box: SecretBox) -> Preparation:
+    options = json.loads(row.options)
+    for key in SECRET_OPTIONS:
+        options[key] = box.open(options.get(key, ""))
     return Preparation(
         id=row.id,
         server=server_name,
         server_id=row.server_id,
         state=PrepState(row.state),
-        options=Options.from_json(json.loads(row.options)),
+        options=Options.from_json(options),
         steps=[_step(s) for s in sorted(steps, key=lambda s: s.position)],
         request_id=row.request_id or "",
         attempt=row.attempt,
@@ -130,8 +137,9 @@ def _log(row: LogRow) -> LogEntry:
 class Store:
     """Every query serverprep makes. Methods are blocking; call them through :meth:`run`."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, box: SecretBox):
         self.url = url
+        self.box = box
         self.database = open_database(url)
         db.initialize(self.database)
         # One thread: SQLite has one writer anyway, and ordering stays simple.
@@ -173,29 +181,29 @@ class Store:
                     host=spec.host,
                     port=spec.port,
                     user=spec.user,
-                    private_key=spec.secrets.private_key,
-                    private_key_passphrase=spec.secrets.private_key_passphrase,
-                    password=spec.secrets.password,
-                    sudo_password=spec.secrets.sudo_password,
+                    private_key=self.box.seal(spec.secrets.private_key),
+                    private_key_passphrase=self.box.seal(spec.secrets.private_key_passphrase),
+                    password=self.box.seal(spec.secrets.password),
+                    sudo_password=self.box.seal(spec.secrets.sudo_password),
                     host_key=spec.host_key,
                     accept_new_host_key=spec.accept_new_host_key,
                     created_at=time.time(),
                 )
         except peewee.IntegrityError as e:
             raise ServerExists(f"a server named {spec.name!r} exists already", metadata={"server": spec.name}) from e
-        return _server(row)
+        return _server(row, self.box)
 
     def get_server(self, name: str) -> Server:
         row = ServerRow.get_or_none(ServerRow.name == name)
         if row is None:
             raise ServerNotFound(f"no server named {name!r}", metadata={"server": name})
-        return _server(row)
+        return _server(row, self.box)
 
     def list_servers(self, limit: int, after: str = "") -> list[Server]:
         query = ServerRow.select().order_by(ServerRow.name).limit(limit)
         if after:
             query = query.where(ServerRow.name > after)
-        return [_server(r) for r in query]
+        return [_server(r, self.box) for r in query]
 
     def delete_server(self, name: str) -> None:
         with self.database.atomic():
@@ -244,7 +252,7 @@ class Store:
                     id=prep_id,
                     server=server.id,
                     state=PrepState.PENDING.value,
-                    options=json.dumps(options.to_json()),
+                    options=json.dumps(self._sealed_options(options)),
                     request_id=request_id or None,
                     created_at=time.time(),
                 )
@@ -267,6 +275,12 @@ class Store:
             raise
         return self.get_preparation(prep_id), True
 
+    def _sealed_options(self, options: Options) -> dict[str, Any]:
+        data = options.to_json()
+        for key in SECRET_OPTIONS:
+            data[key] = self.box.seal(data.get(key, ""))
+        return data
+
     def get_preparation(self, prep_id: str, server_name: str | None = None) -> Preparation:
         query = (
             PreparationRow.select(PreparationRow, ServerRow.name)
@@ -279,7 +293,7 @@ class Store:
         if row is None:
             raise PreparationNotFound(f"no preparation {prep_id!r}", metadata={"preparation_id": prep_id})
         steps = StepRow.select().where(StepRow.preparation == prep_id)
-        return _preparation(row, row.server.name, steps)
+        return _preparation(row, row.server.name, steps, self.box)
 
     def latest_preparation(self, server_name: str) -> Preparation:
         server = self.get_server(server_name)

@@ -8,7 +8,10 @@ import pytest
 from serverprep.drivers import STEP_NAMES
 from serverprep.service.domain import LogEntry, Options, PrepState, Secrets, ServerSpec, Stream
 from serverprep.service.errors import PreparationActive, ServerExists
+from serverprep.service.secretbox import SecretBox
 from serverprep.service.store import Store
+
+BOX = SecretBox.from_passphrase("test key")
 from serverprep.service.store.migrations import LATEST, current_version
 
 
@@ -18,7 +21,7 @@ def spec(name="web1"):
 
 @pytest.fixture
 def store(database_url):
-    s = Store(database_url)
+    s = Store(database_url, BOX)
     s.migrate()
     yield s
     s.database.close()
@@ -42,7 +45,7 @@ def test_concurrent_prepares_from_separate_connections_yield_one_preparation(dat
     barrier = threading.Barrier(8)
 
     def replica():
-        mine = Store(database_url)
+        mine = Store(database_url, BOX)
         try:
             barrier.wait()
             prep, _ = mine.create_preparation("web1", Options(), "", STEP_NAMES)
@@ -84,3 +87,42 @@ def test_async_run_executes_on_the_worker_thread(store):
         return await store.run(store.list_servers, 10)
 
     assert asyncio.run(go()) == []
+
+
+def test_credentials_are_encrypted_at_rest(database_url, store):
+    secrets = Secrets(private_key="-----BEGIN OPENSSH PRIVATE KEY-----\nkey-body-unique-4711\n", private_key_passphrase="phrase-unique-4712",
+                      password="password-unique-4713", sudo_password="sudo-unique-4714")
+    store.create_server(ServerSpec(name="web1", host="h", port=22, user="u", secrets=secrets, accept_new_host_key=True))
+    store.create_preparation("web1", Options(http_proxy="http://u:proxy-unique-4715@proxy:3128"), "", STEP_NAMES)
+    if database_url.startswith("sqlite"):
+        store.database.execute_sql("PRAGMA wal_checkpoint(FULL)")
+        path = database_url.split(":///", 1)[1]
+        raw = b"".join(open(p, "rb").read() for p in (path, path + "-wal") if __import__("os").path.exists(p))
+        text = raw.decode("latin-1")
+    else:
+        rows = store.database.execute_sql("SELECT s::text FROM server s UNION ALL SELECT p::text FROM preparation p").fetchall()
+        text = " ".join(r[0] for r in rows)
+    for secret in ("key-body-unique", "phrase-unique", "password-unique", "sudo-unique", "proxy-unique"):
+        assert secret not in text
+    # ... and they come back intact for the engine.
+    server = store.get_server("web1")
+    assert server.secrets == secrets
+    assert store.latest_preparation("web1").options.http_proxy == "http://u:proxy-unique-4715@proxy:3128"
+
+
+def test_a_different_key_cannot_read_them_and_says_so(database_url, store):
+    from serverprep.service.errors import StorageError
+
+    store.create_server(spec())
+    other = Store(database_url, SecretBox.from_passphrase("another key"))
+    with pytest.raises(StorageError, match="secret key is not the one"):
+        other.get_server("web1")
+    other.database.close()
+
+
+def test_key_file_is_created_private(tmp_path, monkeypatch):
+    monkeypatch.delenv("SERVERPREP_SECRET_KEY", raising=False)
+    SecretBox.load(tmp_path)
+    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+    box = SecretBox.load(tmp_path)  # reused, not replaced
+    assert SecretBox.load(tmp_path).open(box.seal("x")) == "x"
