@@ -171,7 +171,11 @@ def _server_line(s: Any) -> str:
 
 
 def run_client_command(args: argparse.Namespace, out: TextIO) -> int:
-    with Client(args.address) as client:
+    try:
+        client = Client(args.address, token=_token(args), tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    except OSError as e:
+        raise CliError(f"cannot read TLS file: {e.filename}: {e.strerror}", EXIT_USAGE) from None
+    with client:
         if args.command == "servers":
             if args.servers_command == "add":
                 return cmd_servers_add(client, args, out)
@@ -224,6 +228,16 @@ def run_client_command(args: argparse.Namespace, out: TextIO) -> int:
                 print(f"{p.id}  {prep_state(p.state):<10} attempt {p.attempt}  {created}", file=out)
             return EXIT_OK
     raise CliError(f"unknown command {args.command}", EXIT_USAGE)
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    path = getattr(args, "token_file", None)
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip()
+    except OSError as e:
+        raise CliError(f"cannot read token file {path}: {e.strerror}", EXIT_USAGE) from None
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -349,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--address", default=os.environ.get("SERVERPREP_ADDRESS", DEFAULT_ADDRESS),
         help="service address (default: $SERVERPREP_ADDRESS or %(default)s)",
     )
+    parser.add_argument("--token-file", help="file with the bearer token (default: $SERVERPREP_TOKEN)")
+    parser.add_argument("--tls-ca", help="CA certificate (PEM) to verify the service with (default: $SERVERPREP_TLS_CA)")
+    parser.add_argument("--tls-cert", help="client certificate for mutual TLS (default: $SERVERPREP_TLS_CERT)")
+    parser.add_argument("--tls-key", help="client key for mutual TLS (default: $SERVERPREP_TLS_KEY)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the gRPC service")
@@ -357,6 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", default=None, help="data directory (default: $SERVERPREP_DATA_DIR or ~/.local/share/serverprep)")
     serve.add_argument("--max-concurrent", type=int, default=16, help="preparations run at once; more wait PENDING (default %(default)s)")
     serve.add_argument("--log-level", default="INFO")
+    serve.add_argument("--tls-cert", dest="serve_tls_cert", help="server certificate (PEM); enables TLS")
+    serve.add_argument("--tls-key", dest="serve_tls_key", help="server private key (PEM)")
+    serve.add_argument("--tls-client-ca", help="require client certificates signed by this CA (mutual TLS)")
+    serve.add_argument("--token-file", dest="serve_token_file", help="require this bearer token on every call but health (default: $SERVERPREP_TOKEN)")
+    serve.add_argument("--insecure", action="store_true", default=os.environ.get("SERVERPREP_INSECURE") == "1",
+                       help="allow a non-loopback --listen without TLS or token")
+    serve.add_argument("--stream-backlog", type=int, default=10_000, help="log entries a reader may fall behind (default %(default)s)")
 
     servers = sub.add_parser("servers", help="register and inspect servers")
     ssub = servers.add_subparsers(dest="servers_command", required=True, metavar="ACTION")
@@ -413,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_serve(args: argparse.Namespace) -> int:
     import asyncio
 
+    from serverprep.service.auth import Exposed
     from serverprep.service.engine import EngineSettings
     from serverprep.service.errors import ServerprepError
     from serverprep.service.server import Settings, default_data_dir, serve
@@ -422,14 +448,37 @@ def run_serve(args: argparse.Namespace) -> int:
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     if args.max_concurrent < 1:
         raise CliError("--max-concurrent must be at least 1", EXIT_USAGE)
+    if bool(args.serve_tls_cert) != bool(args.serve_tls_key):
+        raise CliError("--tls-cert and --tls-key go together", EXIT_USAGE)
+    if args.tls_client_ca and not args.serve_tls_cert:
+        raise CliError("--tls-client-ca needs --tls-cert and --tls-key", EXIT_USAGE)
+    token = os.environ.get("SERVERPREP_TOKEN", "")
+    if args.serve_token_file:
+        try:
+            token = Path(args.serve_token_file).read_text().strip()
+        except OSError as e:
+            raise CliError(f"cannot read token file {args.serve_token_file}: {e.strerror}", EXIT_USAGE) from None
+        if not token:
+            raise CliError(f"token file {args.serve_token_file} is empty", EXIT_USAGE)
+    for path in (args.serve_tls_cert, args.serve_tls_key, args.tls_client_ca):
+        if path and not Path(path).is_file():
+            raise CliError(f"no such file: {path}", EXIT_USAGE)
     settings = Settings(
         listen=args.listen,
         database_url=args.database,
         data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(),
         engine=EngineSettings(max_concurrent=args.max_concurrent),
+        tls_cert=Path(args.serve_tls_cert) if args.serve_tls_cert else None,
+        tls_key=Path(args.serve_tls_key) if args.serve_tls_key else None,
+        tls_client_ca=Path(args.tls_client_ca) if args.tls_client_ca else None,
+        token=token,
+        insecure=args.insecure,
+        stream_backlog=args.stream_backlog,
     )
     try:
         asyncio.run(serve(settings))
+    except Exposed as e:
+        raise CliError(str(e), EXIT_USAGE) from None
     except (ServerprepError, OSError, RuntimeError) as e:
         raise CliError(f"cannot run the service: {e}") from None
     return EXIT_OK

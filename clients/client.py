@@ -17,6 +17,13 @@ from serverprep.v1 import servers_pb2 as spb
 from serverprep.v1 import servers_pb2_grpc as spb_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+
+
+def _read(path: str | None) -> bytes | None:
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
 TERMINAL = (pb.PREPARATION_STATE_SUCCEEDED, pb.PREPARATION_STATE_FAILED, pb.PREPARATION_STATE_CANCELLED)
 
 
@@ -79,10 +86,30 @@ class Client:
     Every method raises :class:`ServerprepClientError` on failure.
     """
 
-    def __init__(self, address: str | None = None, *, timeout: float = 30.0):
-        self.address = address or os.environ.get("SERVERPREP_ADDRESS") or DEFAULT_ADDRESS
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        timeout: float = 30.0,
+        token: str | None = None,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+    ):
+        """Defaults come from $SERVERPREP_ADDRESS, $SERVERPREP_TOKEN and $SERVERPREP_TLS_CA/_CERT/_KEY (PEM files)."""
+        env = os.environ.get
+        self.address = address or env("SERVERPREP_ADDRESS") or DEFAULT_ADDRESS
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(self.address)
+        token = token if token is not None else env("SERVERPREP_TOKEN", "")
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        tls_ca, tls_cert, tls_key = tls_ca or env("SERVERPREP_TLS_CA"), tls_cert or env("SERVERPREP_TLS_CERT"), tls_key or env("SERVERPREP_TLS_KEY")
+        if tls_ca or tls_cert:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read(tls_ca), private_key=_read(tls_key), certificate_chain=_read(tls_cert)
+            )
+            self.channel = grpc.secure_channel(self.address, credentials)
+        else:
+            self.channel = grpc.insecure_channel(self.address)
         self.servers = spb_grpc.ServerServiceStub(self.channel)
         self.preparations = pb_grpc.PreparationServiceStub(self.channel)
 
@@ -97,7 +124,7 @@ class Client:
 
     def _call(self, method, request):  # type: ignore[no-untyped-def]
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=self.timeout, metadata=self.metadata)
         except grpc.RpcError as e:
             raise ServerprepClientError.from_rpc(e) from None
 
@@ -204,7 +231,7 @@ class Client:
                 server=server, preparation_id=preparation_id, after_seq=last, no_follow=not follow
             )
             try:
-                for response in self.preparations.StreamLogs(request):
+                for response in self.preparations.StreamLogs(request, metadata=self.metadata):
                     attempts = 0
                     for entry in response.entries:
                         last = entry.seq

@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from serverprep.service.api import PreparationService, ServerService
+from serverprep.service.auth import TokenInterceptor, check_exposure, server_credentials
 from serverprep.service.engine import Engine, EngineSettings
 from serverprep.service.logbus import LogBus
 from serverprep.service.plugins import DriverRegistry
@@ -46,6 +47,16 @@ class Settings:
     #: Seconds running steps get to finish on SIGTERM before they are interrupted.
     shutdown_grace: float = 20.0
     engine: EngineSettings = field(default_factory=EngineSettings)
+    #: PEM files: the server's certificate and key; with client_ca, clients need a certificate it signed.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    #: Bearer token every call (but health) must carry.
+    token: str = ""
+    #: Serve a non-loopback address without TLS or token.
+    insecure: bool = False
+    #: Log entries a StreamLogs reader may fall behind before it is cut off.
+    stream_backlog: int = 10_000
 
     @property
     def url(self) -> str:
@@ -62,13 +73,15 @@ class Service:
 
     async def start(self) -> None:
         s = self.settings
+        check_exposure(s.listen, tls=s.tls_cert is not None, token=bool(s.token), insecure=s.insecure)
         self.store = Store(s.url, SecretBox.load(s.data_dir))
         await self.store.run(self.store.migrate)
         drivers = self.drivers or DriverRegistry.default()
-        self.bus = LogBus(self.store)
+        self.bus = LogBus(self.store, subscriber_limit=s.stream_backlog)
         self.engine = Engine(self.store, drivers, self.bus, s.engine)
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
-        server = self.server = grpc.aio.server()
+        interceptors = [TokenInterceptor(s.token)] if s.token else []
+        server = self.server = grpc.aio.server(interceptors=interceptors)
         servers_pb2_grpc.add_ServerServiceServicer_to_server(ServerService(self.store), server)
         preparations_pb2_grpc.add_PreparationServiceServicer_to_server(
             PreparationService(self.store, self.engine, self.bus), server
@@ -77,7 +90,10 @@ class Service:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
         )
-        self.port = server.add_insecure_port(s.listen)
+        if s.tls_cert and s.tls_key:
+            self.port = server.add_secure_port(s.listen, server_credentials(s.tls_cert, s.tls_key, s.tls_client_ca))
+        else:
+            self.port = server.add_insecure_port(s.listen)
         if not self.port:
             raise OSError(f"cannot listen on {s.listen}")
         await server.start()

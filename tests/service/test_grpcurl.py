@@ -1,17 +1,14 @@
 """The real grpcurl binary against the real service: reflection, streaming, error details."""
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import DEBIAN_12, wait_done
+from conftest import DEBIAN_12, GRPCURL, wait_done
 from harness.targets import simulated_host
 
-GRPCURL = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
 
 
 def grpcurl(address, *args, data=None):
