@@ -381,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token-file", dest="serve_token_file", help="require this bearer token on every call but health (default: $SERVERPREP_TOKEN)")
     serve.add_argument("--insecure", action="store_true", default=os.environ.get("SERVERPREP_INSECURE") == "1",
                        help="allow a non-loopback --listen without TLS or token")
+    serve.add_argument("--shutdown-grace", type=float, default=20.0, help="seconds running steps get to finish on SIGTERM (default %(default)s)")
     serve.add_argument("--stream-backlog", type=int, default=10_000, help="log entries a reader may fall behind (default %(default)s)")
 
     servers = sub.add_parser("servers", help="register and inspect servers")
@@ -474,6 +475,7 @@ def run_serve(args: argparse.Namespace) -> int:
         token=token,
         insecure=args.insecure,
         stream_backlog=args.stream_backlog,
+        shutdown_grace=args.shutdown_grace,
     )
     try:
         asyncio.run(serve(settings))

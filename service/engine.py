@@ -111,6 +111,7 @@ class _Run:
         self.remote_pid: int | None = None
         self.remote_privileged = True
         self.stop_reason: type[ServerprepError] | None = None
+        self.started = False
 
 
 class Engine:
@@ -152,17 +153,25 @@ class Engine:
     async def shutdown(self, grace: float) -> None:
         """Stop taking work; give running preparations ``grace`` seconds, then interrupt them."""
         self._accepting = False
-        tasks = list(self._tasks.values())
-        if tasks:
-            done, still = await asyncio.wait(tasks, timeout=grace)
+        waiting = [pid for pid, run in self._runs.items() if not run.started]
+        for prep_id in waiting:  # not started: they stay PENDING and start after a restart
+            self._interrupt(prep_id)
+        running = [t for pid, t in self._tasks.items() if pid not in waiting]
+        if running:
+            _, still = await asyncio.wait(running, timeout=grace)
             for prep_id, task in list(self._tasks.items()):
                 if task in still:
-                    run = self._runs.get(prep_id)
-                    if run:
-                        run.stop_reason = Interrupted
-                    task.cancel()
-            if still:
-                await asyncio.wait(still, timeout=self.settings.kill_grace + 5)
+                    self._interrupt(prep_id)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks.values()), timeout=self.settings.kill_grace + 10)
+
+    def _interrupt(self, prep_id: str) -> None:
+        run = self._runs.get(prep_id)
+        if run:
+            run.stop_reason = Interrupted
+        task = self._tasks.get(prep_id)
+        if task:
+            task.cancel()
 
     @property
     def accepting(self) -> bool:
@@ -221,14 +230,24 @@ class Engine:
         journal = self.bus.open(prep.id, prep.last_seq, redactor(server.secrets.values() + prep.options.secrets()))
         run = _Run(prep, server, journal)
         self._runs[prep.id] = run
+        ended = True
         try:
             if self._slots.locked():
                 journal.emit("", Stream.EVENT, f"waiting for a free slot ({self.settings.max_concurrent} preparations run at once)")
             async with self._slots:
+                if not self._accepting:
+                    run.stop_reason = Interrupted
+                    raise asyncio.CancelledError
+                run.started = True
                 await self._execute(run)
         except asyncio.CancelledError:
             # Cancelled while waiting for a slot, or _execute re-raised after recording.
-            if (await self.store.run(self.store.get_preparation, prep.id)).state.active:
+            state = (await self.store.run(self.store.get_preparation, prep.id)).state
+            if state is PrepState.PENDING and run.stop_reason is Interrupted:
+                journal.emit("", Stream.EVENT, "serverprep is stopping; this preparation stays PENDING and starts when it is back")
+                await journal.flush()
+                ended = False
+            elif state.active:
                 await self._finish(run, run.stop_reason or Cancelled, "stopped before it started")
         except Exception:  # never leave a preparation RUNNING because of a bug
             log.exception("preparation %s crashed", prep.id)
@@ -238,7 +257,7 @@ class Engine:
             self._runs.pop(prep.id, None)
             if run.conn is not None:
                 await run.conn.close()
-            await self.bus.close(prep.id)
+            await self.bus.close(prep.id, ended=ended)
 
     async def _execute(self, run: _Run) -> None:
         prep, journal = run.prep, run.journal

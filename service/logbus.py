@@ -23,7 +23,12 @@ class _Overflow:
     """Queued in place of entries a subscriber was too slow to take."""
 
 
+class _Shutdown:
+    """Queued to every live reader when the service stops."""
+
+
 OVERFLOW = _Overflow()
+SHUTDOWN = _Shutdown()
 END = None
 
 
@@ -31,14 +36,23 @@ class SubscriberTooSlow(ServerprepError):
     reason = "STREAM_TOO_SLOW"
 
 
+def _stopping(last: int) -> ServerprepError:
+    from serverprep.service.errors import ServiceUnavailable
+
+    return ServiceUnavailable(
+        f"serverprep is shutting down; reconnect and resume with after_seq={last}",
+        metadata={"resume_after_seq": str(last)},
+    )
+
+
 class Subscription:
     def __init__(self, limit: int):
-        self.queue: asyncio.Queue[LogEntry | _Overflow | None] = asyncio.Queue(limit + 2)
+        self.queue: asyncio.Queue[LogEntry | _Overflow | _Shutdown | None] = asyncio.Queue(limit + 2)
         self.limit = limit
 
-    def offer(self, item: LogEntry | None) -> bool:
+    def offer(self, item: LogEntry | _Shutdown | None) -> bool:
         """Queue an item; on overflow, replace the backlog with OVERFLOW and return False."""
-        if item is not None and self.queue.qsize() >= self.limit:
+        if isinstance(item, LogEntry) and self.queue.qsize() >= self.limit:
             while not self.queue.empty():
                 self.queue.get_nowait()
             self.queue.put_nowait(OVERFLOW)
@@ -133,7 +147,9 @@ class Journal:
                     log.error("cannot store log lines of %s: %s (will retry)", self.prep_id, e)
                     self._wake.set()
 
-    async def close(self) -> None:
+    async def close(self, *, ended: bool = True) -> None:
+        """Store what is pending; tell live readers the preparation ended, or (``ended=False``)
+        that they should come back later."""
         self._flusher.cancel()
         try:
             await self._flusher
@@ -143,7 +159,7 @@ class Journal:
             await self.flush()
         self.closed = True
         for sub in list(self.subscribers):
-            sub.offer(END)
+            sub.offer(END if ended else SHUTDOWN)
         self.subscribers.clear()
 
 
@@ -152,6 +168,7 @@ class LogBus:
         self.store = store
         self.subscriber_limit = subscriber_limit
         self.journals: dict[str, Journal] = {}
+        self.closing = False
 
     def open(self, prep_id: str, last_seq: int, redact: Callable[[str], str]) -> Journal:
         journal = self.journals.get(prep_id)
@@ -160,10 +177,17 @@ class LogBus:
             self.journals[prep_id] = journal
         return journal
 
-    async def close(self, prep_id: str) -> None:
+    async def close(self, prep_id: str, *, ended: bool = True) -> None:
         journal = self.journals.pop(prep_id, None)
         if journal is not None:
-            await journal.close()
+            await journal.close(ended=ended)
+
+    def shutdown(self) -> None:
+        """End every live stream with a status that says where to resume."""
+        self.closing = True
+        for journal in self.journals.values():
+            for sub in list(journal.subscribers):
+                sub.queue.put_nowait(SHUTDOWN)
 
     async def follow(
         self, prep_id: str, after_seq: int, *, follow: bool = True, poll_interval: float = 0.5
@@ -202,6 +226,10 @@ class LogBus:
                         if batch:
                             yield batch
                         return
+                    if isinstance(item, _Shutdown):
+                        if batch:
+                            yield batch
+                        raise _stopping(last)
                     if isinstance(item, _Overflow):
                         if batch:
                             yield batch
@@ -237,6 +265,8 @@ class LogBus:
                 yield rows
             if not prep.state.active:
                 return
+            if self.closing:
+                raise _stopping(last)
             journal = self.journals.get(prep_id)
             if journal is not None:
                 # It started here meanwhile (e.g. a Retry): switch to live entries.

@@ -110,6 +110,7 @@ class Service:
         grace = self.settings.shutdown_grace if grace is None else grace
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.engine.shutdown(grace)
+        self.bus.shutdown()
         await self.server.stop(min(grace, 5.0))
         self.store.close()
 
