@@ -61,7 +61,15 @@ def open_database(url: str) -> peewee.Database:
     if url.startswith("sqlite:"):
         path = url.split(":///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            directory = Path(path).parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StorageError(f"cannot create the data directory {directory}: {e.strerror}") from e
+            # SQLite in WAL mode writes beside the database (-wal, -shm): the directory must be writable.
+            for target in (directory, Path(path)):
+                if target.exists() and not os.access(target, os.W_OK):
+                    raise StorageError(f"{target} is read-only: serverprep must write its SQLite database there")
         return db_url.connect(url, pragmas=SQLITE_PRAGMAS, timeout=10)
     return db_url.connect(url)
 
@@ -157,8 +165,20 @@ class Store:
             self.database.connect(reuse_if_open=True)
             return fn(*args, **kwargs)
         except (peewee.OperationalError, peewee.InterfaceError) as e:
-            # Disk full, read-only file, locked past the busy timeout: say so plainly.
-            raise StorageError(f"database error: {e}") from e
+            # Disk full, read-only file, locked past the busy timeout: say so plainly, with
+            # the first error (a failed rollback after "disk is full" is only its echo).
+            root: BaseException = e
+            while root.__context__ is not None:
+                root = root.__context__
+            self._reset_connection()
+            raise StorageError(f"database error: {root}") from e
+
+    def _reset_connection(self) -> None:
+        """Start over with a fresh connection: the failed one may hold a broken transaction."""
+        try:
+            self.database.close()
+        except peewee.PeeweeException:
+            self.database._state.reset()  # peewee's way out of a half-closed transaction
 
     def migrate(self) -> list[int]:
         return migrate(self.database)
