@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from serverprep.clients.client import DEFAULT_ADDRESS, TERMINAL, Client, ServerprepClientError
+from serverprep.clients.client import DEFAULT_ADDRESS, Client, ServerprepClientError
 from serverprep.v1 import preparations_pb2 as pb
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -123,7 +123,7 @@ class Connection:
             for pump in pumps:
                 pump.result()
             completed = await asyncio.wait_for(process.wait(), 30)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ConnectionLost("the command closed its output but no exit status came within 30 s") from None
         except (OSError, asyncssh.Error) as e:
             raise _lost(e) from e
@@ -142,7 +142,7 @@ class Connection:
         self._conn.close()
         try:
             await asyncio.wait_for(self._conn.wait_closed(), 5)
-        except (asyncio.TimeoutError, OSError, asyncssh.Error):
+        except (TimeoutError, OSError, asyncssh.Error):
             pass
 
     def is_closed(self) -> bool:
@@ -215,7 +215,7 @@ async def connect(target: Target) -> Connection:
         raise ConnectFailed(f"cannot resolve {target.host!r}: {e.strerror}", reason="HOST_UNKNOWN") from e
     except ConnectionRefusedError as e:
         raise ConnectFailed(f"{where} refused the connection (is sshd running on that port?)", reason="CONNECTION_REFUSED") from e
-    except asyncio.TimeoutError as e:
+    except TimeoutError as e:
         raise ConnectFailed(f"no SSH answer from {where} within {target.connect_timeout:.0f} s", reason="CONNECT_TIMEOUT") from e
     except asyncssh.Error as e:
         raise ConnectFailed(f"SSH connection to {where} failed: {e.reason}") from e

@@ -12,8 +12,8 @@ import grpc
 import pytest
 
 from conftest import DEBIAN_12, wait_done, wait_step
-from harness.service import ServiceThread, service_process, wait_serving
-from harness.targets import behave, calls, free_port, simulated_host
+from harness.service import ServiceThread, service_process
+from harness.targets import behave, simulated_host
 from serverprep.clients.client import Client, ServerprepClientError
 from serverprep.service.engine import EngineSettings
 from serverprep.v1 import preparations_pb2 as pb

@@ -4,7 +4,6 @@ These prove the engine (states, logs, retry, cancel, timeouts, refusals) quickly
 real installs are in tests/e2e.
 """
 
-import threading
 import time
 
 import grpc
@@ -154,7 +153,7 @@ def test_cancel_kills_the_remote_command(client, sim):
         time.sleep(0.05)
     pid = int(pid_file.read_text())
     cancelled = client.cancel("sim")
-    assert cancelled.state == pb.PREPARATION_STATE_CANCELLED
+    assert (cancelled.id, cancelled.state) == (prep.id, pb.PREPARATION_STATE_CANCELLED)
     assert states(cancelled)["update_packages"] == "FAILED"
     assert cancelled.failure.reason == "CANCELLED"
     deadline = time.monotonic() + 10

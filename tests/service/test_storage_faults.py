@@ -1,10 +1,8 @@
 """A full disk and a read-only database: clear errors, no corruption, recovery once space is back."""
 
-import os
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
