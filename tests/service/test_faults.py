@@ -193,13 +193,17 @@ def test_silent_port_and_wrong_password_fail_fast_with_their_own_reasons(client,
     try:
         register(client, sim, "silent", port=silent.getsockname()[1])
         register(client, sim, "badpw", private_key="", password="not-the-password")
+        register(client, sim, "baduser", user="no-such-user")
         started = time.monotonic()
-        ids = {name: client.prepare(name).id for name in ("silent", "badpw")}
+        ids = {name: client.prepare(name).id for name in ("silent", "badpw", "baduser")}
         reasons = {name: wait_done(client, name, pid, timeout=30).failure.reason for name, pid in ids.items()}
         took = time.monotonic() - started
     finally:
         silent.close()
-    assert reasons == {"silent": "CONNECT_TIMEOUT", "badpw": "AUTH_FAILED"}
+    # SSH servers answer a wrong user, key or password alike (by design); the message names the user.
+    assert reasons == {"silent": "CONNECT_TIMEOUT", "badpw": "AUTH_FAILED", "baduser": "AUTH_FAILED"}
+    assert "'no-such-user'" in client.status("baduser").failure.message
+    assert "not-the-password" not in client.status("badpw").failure.message
     assert took < 20
 
 
