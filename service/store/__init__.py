@@ -143,7 +143,10 @@ def _log(row: LogRow) -> LogEntry:
 
 
 class Store:
-    """Every query serverprep makes. Methods are blocking; call them through :meth:`run`."""
+    """Every query serverprep makes. Methods are blocking; call them through :meth:`run`.
+
+    One Store per process: it binds the models' DatabaseProxy to its database.
+    """
 
     def __init__(self, url: str, box: SecretBox):
         self.url = url
