@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -381,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token-file", dest="serve_token_file", help="require this bearer token on every call but health (default: $SERVERPREP_TOKEN)")
     serve.add_argument("--insecure", action="store_true", default=os.environ.get("SERVERPREP_INSECURE") == "1",
                        help="allow a non-loopback --listen without TLS or token")
+    serve.add_argument("--replica", default=os.environ.get("SERVERPREP_REPLICA") or socket.gethostname(),
+                       help="this replica's name, unique among services sharing a database (default: the host name)")
+    serve.add_argument("--stale-after", type=float, default=30.0,
+                       help="seconds without a heartbeat before another replica takes over (default %(default)s)")
     serve.add_argument("--shutdown-grace", type=float, default=20.0, help="seconds running steps get to finish on SIGTERM (default %(default)s)")
     serve.add_argument("--stream-backlog", type=int, default=10_000, help="log entries a reader may fall behind (default %(default)s)")
 
@@ -468,7 +473,12 @@ def run_serve(args: argparse.Namespace) -> int:
         listen=args.listen,
         database_url=args.database,
         data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(),
-        engine=EngineSettings(max_concurrent=args.max_concurrent),
+        engine=EngineSettings(
+            max_concurrent=args.max_concurrent,
+            replica=args.replica,
+            stale_after=args.stale_after,
+            heartbeat_interval=min(5.0, args.stale_after / 4),
+        ),
         tls_cert=Path(args.serve_tls_cert) if args.serve_tls_cert else None,
         tls_key=Path(args.serve_tls_key) if args.serve_tls_key else None,
         tls_client_ca=Path(args.tls_client_ca) if args.tls_client_ca else None,

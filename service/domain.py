@@ -119,6 +119,8 @@ class StepRecord:
     started_at: float | None = None
     finished_at: float | None = None
     attempts: int = 0
+    remote_pid: int | None = None
+    remote_marker: str = ""
 
 
 @dataclass
@@ -140,6 +142,7 @@ class Preparation:
     started_at: float | None = None
     finished_at: float | None = None
     last_seq: int = 0
+    owner: str = ""
 
     def step(self, name: str) -> StepRecord:
         for s in self.steps:

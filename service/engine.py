@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from serverprep.drivers import DEFAULT_REPOSITORY, STEP_NAMES, DockerSource, Facts, OsRelease, Plan, PlanOptions, StepPlan
 from serverprep.service import remote, ssh
@@ -42,6 +43,11 @@ class EngineSettings:
     keepalive_count_max: int = 3
     #: Seconds between SIGTERM and SIGKILL for a remote command being stopped.
     kill_grace: float = 5.0
+    #: This replica's name: unique among the services sharing a database, stable across restarts.
+    replica: str = field(default_factory=socket.gethostname)
+    #: Seconds between heartbeats; a replica silent for stale_after seconds is taken over.
+    heartbeat_interval: float = 5.0
+    stale_after: float = 30.0
 
 
 def redactor(secrets: list[str]) -> Callable[[str], str]:
@@ -128,18 +134,26 @@ class Engine:
     # -- lifecycle ----------------------------------------------------------
 
     async def start(self) -> None:
-        """Recover from a previous process: RUNNING ones were interrupted, PENDING ones resume."""
-        for prep_id in await self.store.run(self.store.running_preparations):
-            await self._mark_interrupted(prep_id)
-        for prep_id in await self.store.run(self.store.pending_preparations):
-            prep = await self.store.run(self.store.get_preparation, prep_id)
-            self._launch(prep)
+        """Recover what this replica left behind, then watch over the others.
 
-    async def _mark_interrupted(self, prep_id: str) -> None:
+        RUNNING preparations owned by this replica's name were interrupted by its previous
+        process: they become FAILED/INTERRUPTED. Its PENDING ones start. Other replicas'
+        preparations are left alone unless their heartbeat stops (see _watch).
+        """
+        me = self.settings.replica
+        for prep_id in await self.store.run(self.store.owned, me, PrepState.RUNNING):
+            await self._mark_interrupted(prep_id, me, "serverprep stopped while this preparation ran; Retry resumes it")
+        for prep_id in await self.store.run(self.store.owned, me, PrepState.PENDING):
+            self._launch(await self.store.run(self.store.get_preparation, prep_id))
+        self._watcher = asyncio.create_task(self._watch(), name="replica-watch")
+
+    async def _mark_interrupted(self, prep_id: str, expected_owner: str, message: str) -> None:
+        """Record that a RUNNING preparation's process is gone, unless another replica already did."""
+        if not await self.store.run(self.store.take_over_running, prep_id, self.settings.replica, expected_owner):
+            return
         prep = await self.store.run(self.store.get_preparation, prep_id)
         journal = self.bus.open(prep_id, await self.store.run(self.store.max_seq, prep_id), lambda t: t)
         running = next((s.name for s in prep.steps if s.state is StepState.RUNNING), "")
-        message = "serverprep stopped while this preparation ran; Retry resumes it"
         now = time.time()
         if running:
             journal.emit(running, Stream.EVENT, f"{running} interrupted", step_state=StepState.FAILED)
@@ -149,6 +163,30 @@ class Engine:
             prep_update={"state": PrepState.FAILED, "reason": Interrupted.reason, "message": message, "failed_step": running, "finished_at": now}
         )
         await self.bus.close(prep_id)
+
+    async def _watch(self) -> None:
+        """Heartbeat for our preparations; take over what silent replicas left; obey remote Cancels."""
+        s = self.settings
+        while True:
+            try:
+                for prep_id in await self.store.run(self.store.heartbeat, s.replica):
+                    if prep_id in self._tasks and prep_id in self._runs:
+                        self._runs[prep_id].stop_reason = Cancelled
+                        self._tasks[prep_id].cancel()
+                if self._accepting:
+                    stale_before = time.time() - s.stale_after
+                    for prep_id, state in await self.store.run(self.store.stale, stale_before, s.replica):
+                        prep = await self.store.run(self.store.get_preparation, prep_id)
+                        if state is PrepState.RUNNING:
+                            log.warning("replica %s stopped answering; preparation %s was interrupted", prep.owner, prep_id)
+                            await self._mark_interrupted(prep_id, prep.owner, f"replica {prep.owner!r} stopped while it ran this preparation; Retry resumes it")
+                        elif prep_id not in self._tasks and await self.store.run(self.store.claim, prep_id, s.replica, stale_before):
+                            self._launch(prep)
+            except ServerprepError as e:
+                log.error("replica heartbeat failed: %s", e)
+            except Exception:
+                log.exception("replica heartbeat failed")
+            await asyncio.sleep(s.heartbeat_interval)
 
     async def shutdown(self, grace: float) -> None:
         """Stop taking work; give running preparations ``grace`` seconds, then interrupt them."""
@@ -164,6 +202,11 @@ class Engine:
                     self._interrupt(prep_id)
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=self.settings.kill_grace + 10)
+        watcher = getattr(self, "_watcher", None)
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
     def _interrupt(self, prep_id: str) -> None:
         run = self._runs.get(prep_id)
@@ -181,7 +224,9 @@ class Engine:
 
     async def prepare(self, server_name: str, options: Options, request_id: str = "") -> tuple[Preparation, bool]:
         self._require_accepting()
-        prep, created = await self.store.run(self.store.create_preparation, server_name, options, request_id, STEP_NAMES)
+        prep, created = await self.store.run(
+            self.store.create_preparation, server_name, options, request_id, STEP_NAMES, self.settings.replica
+        )
         if created:
             self._launch(prep)
         return prep, created
@@ -194,24 +239,33 @@ class Engine:
                 f"preparation {prep.id} is {prep.state.value}: only FAILED or CANCELLED ones can be retried",
                 metadata={"preparation_id": prep.id, "state": prep.state.value},
             )
-        prep = await self.store.run(self.store.reset_for_retry, prep.id)
+        prep = await self.store.run(self.store.reset_for_retry, prep.id, self.settings.replica)
         self._launch(prep)
         return prep
 
     async def cancel(self, server_name: str, prep_id: str = "") -> Preparation:
         prep = await self.store.run(self.store.find_preparation, server_name, prep_id)
-        task = self._tasks.get(prep.id)
-        if not prep.state.active or task is None:
+        if not prep.state.active:
             raise NotCancellable(
                 f"preparation {prep.id} is {prep.state.value}: only PENDING or RUNNING ones can be cancelled",
                 metadata={"preparation_id": prep.id, "state": prep.state.value},
             )
-        run = self._runs.get(prep.id)
-        if run:
-            run.stop_reason = Cancelled
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(task)
+        task = self._tasks.get(prep.id)
+        if task is not None:
+            run = self._runs.get(prep.id)
+            if run:
+                run.stop_reason = Cancelled
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+        elif not await self.store.run(self.store.cancel_pending, prep.id, "cancelled before it started"):
+            # Another replica runs it: ask it (through the database) and wait for it to stop.
+            await self.store.run(self.store.request_cancel, prep.id)
+            deadline = time.monotonic() + self.settings.heartbeat_interval * 2 + self.settings.kill_grace + 10
+            while time.monotonic() < deadline:
+                if not (await self.store.run(self.store.get_preparation, prep.id)).state.active:
+                    break
+                await asyncio.sleep(0.2)
         return await self.store.run(self.store.get_preparation, prep.id)
 
     def _require_accepting(self) -> None:
@@ -261,10 +315,10 @@ class Engine:
 
     async def _execute(self, run: _Run) -> None:
         prep, journal = run.prep, run.journal
-        now = time.time()
-        started = prep.started_at or now
-        journal.emit("", Stream.EVENT, f"preparation RUNNING (attempt {prep.attempt})", prep_state=PrepState.RUNNING)
-        await journal.flush(prep_update={"state": PrepState.RUNNING, "started_at": started, "finished_at": None})
+        if not await self.store.run(self.store.start_running, prep.id, self.settings.replica, prep.started_at or time.time()):
+            return  # cancelled (or taken) meanwhile by another replica
+        journal.emit("", Stream.EVENT, f"preparation RUNNING (attempt {prep.attempt}) on {self.settings.replica}", prep_state=PrepState.RUNNING)
+        await journal.flush()
         try:
             facts = None
             if prep.step(DETECT).state.done:
@@ -392,6 +446,9 @@ class Engine:
         run.current_step = ""
 
     async def _run_step(self, run: _Run, facts: Facts, step: StepPlan) -> None:
+        record = run.prep.step(step.name)
+        if record.remote_pid and record.remote_marker and run.conn is not None:
+            await self._stop_leftover(run, facts, step.name, record.remote_pid, record.remote_marker)
         if step.skip_reason:
             await self._end_step(run, step.name, StepState.SKIPPED, step.skip_reason)
             return
@@ -410,6 +467,7 @@ class Engine:
         )
         state = {"started": False, "skipped": False, "command": -1}
         early_stderr: list[str] = []
+        pending_writes: list[asyncio.Future[None]] = []
         journal = run.journal
         run.remote_pid, run.remote_privileged = None, privileged
 
@@ -419,6 +477,10 @@ class Engine:
                 if kind == "start":
                     state["started"] = True
                     run.remote_pid = int(arg) if arg.isdigit() else None
+                    # Kept so that a Retry after a crash can stop what this attempt leaves running.
+                    pending_writes.append(asyncio.ensure_future(self.store.run(
+                        self.store.update_step, run.prep.id, step.name, remote_pid=run.remote_pid, remote_marker=marker
+                    )))
                 elif kind == "skip":
                     state["skipped"] = True
                 elif kind == "run" and arg.isdigit() and int(arg) < len(step.commands):
@@ -449,6 +511,8 @@ class Engine:
         finally:
             if fresh is not None:
                 await fresh.close()
+            if pending_writes:
+                await asyncio.gather(*pending_writes, return_exceptions=True)
         if not state["started"]:
             if privileged:
                 reason, why = remote.sudo_refusal(early_stderr)
@@ -471,6 +535,22 @@ class Engine:
         if 0 <= index < len(step.commands):
             return step.commands[index].display()
         return "the step's check"
+
+    async def _stop_leftover(self, run: _Run, facts: Facts, step: str, pid: int, marker: str) -> None:
+        """Stop the process group of this step's previous attempt if it still runs (after a crash)."""
+        invocation = remote.invoke(
+            remote.leftover_script(pid, marker), privileged=not facts.is_root, sudo_password=run.server.secrets.sudo_password
+        )
+        assert run.conn is not None
+
+        def report(stream: Stream, text: str) -> None:
+            if stream is Stream.STDOUT and text:
+                run.journal.emit(step, Stream.EVENT, text)
+
+        try:
+            await run.conn.run(invocation.command, on_line=report, stdin=invocation.stdin, timeout=30)
+        except ServerprepError as e:
+            log.warning("could not check for a leftover process group %s: %s", pid, e)
 
     async def _stop_remote(self, run: _Run, conn: ssh.Connection) -> None:
         """Kill the step's remote process group: TERM, then KILL after a grace period."""

@@ -135,6 +135,18 @@ def sudo_refusal(stderr: list[str]) -> tuple[str, str]:
     return "SUDO_FAILED", "sudo refused to run the step"
 
 
+def leftover_script(pid: int, marker: str) -> str:
+    """Stop process group ``pid`` if it is still the step that printed ``marker`` (not a reused pid)."""
+    return "\n".join([
+        f"pid={int(pid)}; m={shlex.quote(marker)}",
+        'if [ -r "/proc/$pid/cmdline" ] && tr "\\000" " " < "/proc/$pid/cmdline" | grep -qF -- "$m"; then',
+        '  echo "stopping what is left of the previous attempt (process group $pid)"',
+        '  kill -TERM -"$pid" 2>/dev/null; sleep 2; kill -KILL -"$pid" 2>/dev/null',
+        "fi",
+        "true",
+    ])
+
+
 def kill_script(pid: int, signal: str = "TERM") -> str:
     # No "--": dash's kill builtin rejects it; -SIG -PGID works in every sh.
     return f"kill -{signal} -{int(pid)} 2>/dev/null || true"

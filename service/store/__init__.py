@@ -102,6 +102,8 @@ def _step(row: StepRow) -> StepRecord:
         started_at=row.started_at,
         finished_at=row.finished_at,
         attempts=row.attempts,
+        remote_pid=row.remote_pid,
+        remote_marker=row.remote_marker,
     )
 
 
@@ -127,6 +129,7 @@ def _preparation(row: PreparationRow, server_name: str, steps: Iterable[StepRow]
         started_at=row.started_at,
         finished_at=row.finished_at,
         last_seq=row.last_seq,
+        owner=row.owner,
     )
 
 
@@ -255,7 +258,7 @@ class Store:
         return row.id if row else None
 
     def create_preparation(
-        self, server_name: str, options: Options, request_id: str, step_names: Sequence[str]
+        self, server_name: str, options: Options, request_id: str, step_names: Sequence[str], owner: str = ""
     ) -> tuple[Preparation, bool]:
         """Create a PENDING preparation; return it and whether it is new.
 
@@ -278,6 +281,8 @@ class Store:
                     options=json.dumps(self._sealed_options(options)),
                     request_id=request_id or None,
                     created_at=time.time(),
+                    owner=owner,
+                    heartbeat_at=time.time(),
                 )
                 StepRow.insert_many(
                     [
@@ -367,19 +372,23 @@ class Store:
             fields["attempts"] = StepRow.attempts + 1
         StepRow.update(**fields).where(StepRow.preparation == prep_id, StepRow.name == name).execute()
 
-    def reset_for_retry(self, prep_id: str) -> Preparation:
+    def reset_for_retry(self, prep_id: str, owner: str = "") -> Preparation:
         """FAILED/CANCELLED → PENDING with a new attempt; steps not done go back to PENDING."""
         with self.database.atomic():
             prep = self.get_preparation(prep_id)
             try:
-                PreparationRow.update(
-                    state=PrepState.PENDING.value,
-                    attempt=PreparationRow.attempt + 1,
-                    reason="",
-                    message="",
-                    failed_step="",
-                    finished_at=None,
-                ).where(PreparationRow.id == prep_id).execute()
+                with self.database.atomic():  # a savepoint: the query below must still run after a conflict
+                    PreparationRow.update(
+                        state=PrepState.PENDING.value,
+                        cancel_requested=False,
+                        owner=owner,
+                        heartbeat_at=time.time(),
+                        attempt=PreparationRow.attempt + 1,
+                        reason="",
+                        message="",
+                        failed_step="",
+                        finished_at=None,
+                    ).where(PreparationRow.id == prep_id).execute()
             except peewee.IntegrityError as e:
                 active = self._active_preparation_id(prep.server_id)
                 raise PreparationActive(prep.server, active or "?") from e
@@ -388,13 +397,69 @@ class Store:
             ).execute()
         return self.get_preparation(prep_id)
 
-    def pending_preparations(self) -> list[str]:
-        rows = PreparationRow.select(PreparationRow.id).where(PreparationRow.state == PrepState.PENDING.value)
+    # -- replicas -----------------------------------------------------------
+    # Every active preparation has an owner (a replica name) that refreshes heartbeat_at;
+    # the others take over, or mark INTERRUPTED, what a silent owner left behind.
+
+    def owned(self, owner: str, state: PrepState) -> list[str]:
+        rows = PreparationRow.select(PreparationRow.id).where(PreparationRow.owner == owner, PreparationRow.state == state.value)
         return [r.id for r in rows.order_by(PreparationRow.created_at)]
 
-    def running_preparations(self) -> list[str]:
-        rows = PreparationRow.select(PreparationRow.id).where(PreparationRow.state == PrepState.RUNNING.value)
+    def claim(self, prep_id: str, owner: str, stale_before: float) -> bool:
+        """Take a PENDING preparation that is unowned, ours, or whose owner went silent."""
+        return bool(
+            PreparationRow.update(owner=owner, heartbeat_at=time.time())
+            .where(
+                PreparationRow.id == prep_id,
+                PreparationRow.state == PrepState.PENDING.value,
+                (PreparationRow.owner == owner) | (PreparationRow.owner == "") | (PreparationRow.heartbeat_at < stale_before),
+            )
+            .execute()
+        )
+
+    def heartbeat(self, owner: str) -> list[str]:
+        """Refresh our active preparations; return those whose cancellation another replica asked for."""
+        active = [PrepState.PENDING.value, PrepState.RUNNING.value]
+        PreparationRow.update(heartbeat_at=time.time()).where(PreparationRow.owner == owner, PreparationRow.state.in_(active)).execute()
+        rows = PreparationRow.select(PreparationRow.id).where(
+            PreparationRow.owner == owner, PreparationRow.state.in_(active), PreparationRow.cancel_requested == True  # noqa: E712
+        )
         return [r.id for r in rows]
+
+    def stale(self, stale_before: float, exclude_owner: str) -> list[tuple[str, PrepState]]:
+        rows = PreparationRow.select(PreparationRow.id, PreparationRow.state).where(
+            PreparationRow.state.in_([PrepState.PENDING.value, PrepState.RUNNING.value]),
+            PreparationRow.owner != exclude_owner,
+            (PreparationRow.heartbeat_at < stale_before) | PreparationRow.heartbeat_at.is_null(),
+        )
+        return [(r.id, PrepState(r.state)) for r in rows]
+
+    def take_over_running(self, prep_id: str, owner: str, expected_owner: str) -> bool:
+        """Become the owner of a RUNNING preparation (to record its end), if nobody else did."""
+        return bool(
+            PreparationRow.update(owner=owner, heartbeat_at=time.time())
+            .where(PreparationRow.id == prep_id, PreparationRow.state == PrepState.RUNNING.value, PreparationRow.owner == expected_owner)
+            .execute()
+        )
+
+    def start_running(self, prep_id: str, owner: str, started_at: float) -> bool:
+        """PENDING → RUNNING for its owner; False when it was cancelled or taken meanwhile."""
+        return bool(
+            PreparationRow.update(state=PrepState.RUNNING.value, started_at=started_at, finished_at=None, heartbeat_at=time.time())
+            .where(PreparationRow.id == prep_id, PreparationRow.state == PrepState.PENDING.value, PreparationRow.owner == owner)
+            .execute()
+        )
+
+    def request_cancel(self, prep_id: str) -> None:
+        PreparationRow.update(cancel_requested=True).where(PreparationRow.id == prep_id).execute()
+
+    def cancel_pending(self, prep_id: str, message: str) -> bool:
+        """PENDING → CANCELLED, only while nobody has started it."""
+        return bool(
+            PreparationRow.update(state=PrepState.CANCELLED.value, reason="CANCELLED", message=message, finished_at=time.time())
+            .where(PreparationRow.id == prep_id, PreparationRow.state == PrepState.PENDING.value)
+            .execute()
+        )
 
     # -- logs ---------------------------------------------------------------
 

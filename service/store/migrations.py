@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from peewee import Database
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as migrate_ops
 
 from serverprep.service.store.models import LogRow, PreparationRow, SchemaVersion, ServerRow, StepRow
 
@@ -19,8 +21,23 @@ def _0001_initial(db: Database) -> None:
     )
 
 
+def _add_missing(db: Database, model: type, *names: str) -> None:
+    """Add columns a table lacks (a table made by a later 0001 already has them)."""
+    have = {c.name for c in db.get_columns(model._meta.table_name)}
+    migrator = SchemaMigrator.from_database(db)
+    ops = [migrator.add_column(model._meta.table_name, model._meta.fields[n].column_name, model._meta.fields[n]) for n in names if model._meta.fields[n].column_name not in have]
+    if ops:
+        migrate_ops(*ops)
+
+
+def _0002_replicas_and_remote_processes(db: Database) -> None:
+    _add_missing(db, PreparationRow, "heartbeat_at", "cancel_requested")
+    _add_missing(db, StepRow, "remote_pid", "remote_marker")
+
+
 MIGRATIONS: list[tuple[int, Callable[[Database], None]]] = [
     (1, _0001_initial),
+    (2, _0002_replicas_and_remote_processes),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -61,8 +61,11 @@ class PreparationRow(BaseModel):
     started_at = DoubleField(null=True)
     finished_at = DoubleField(null=True)
     last_seq = IntegerField(default=0)
-    # Which service process runs it (for several replicas on one database).
+    # The replica that runs it, and when that replica last said it is alive.
     owner = CharField(max_length=128, default="")
+    heartbeat_at = DoubleField(null=True)
+    # Set by a replica that was asked to Cancel a preparation another replica runs.
+    cancel_requested = BooleanField(default=False)
 
     class Meta:
         table_name = "preparation"
@@ -79,6 +82,9 @@ class StepRow(BaseModel):
     started_at = DoubleField(null=True)
     finished_at = DoubleField(null=True)
     attempts = IntegerField(default=0)
+    # The remote process group of the last run, and the token in its command line (to find it again).
+    remote_pid = IntegerField(null=True)
+    remote_marker = CharField(max_length=64, default="")
 
     class Meta:
         table_name = "step"
