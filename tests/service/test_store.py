@@ -126,3 +126,22 @@ def test_key_file_is_created_private(tmp_path, monkeypatch):
     assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
     box = SecretBox.load(tmp_path)  # reused, not replaced
     assert SecretBox.load(tmp_path).open(box.seal("x")) == "x"
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path):
+    """Migration 2 adds its columns to a database made by the first release, keeping the data."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = Store(url, BOX)
+    store.migrate()
+    store.create_server(spec())
+    db = store.database
+    for table, column in (("preparation", "heartbeat_at"), ("preparation", "cancel_requested"), ("step", "remote_pid"), ("step", "remote_marker")):
+        db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+    db.execute_sql("DELETE FROM schema_version WHERE version > 1")
+    assert current_version(db) == 1
+    assert store.migrate() == [2]
+    assert {c.name for c in db.get_columns("step")} >= {"remote_pid", "remote_marker"}
+    assert store.get_server("web1").name == "web1"
+    prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES, "r1")
+    assert store.get_preparation(prep.id).owner == "r1"
+    db.close()
