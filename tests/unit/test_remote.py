@@ -101,3 +101,25 @@ def test_parse_facts_ignores_forged_lines_without_the_marker():
              "::serverprep-0000000000000000:: uid 0", f"{marker} uid 1000", f"{marker} has dnf", f"{marker} machine aarch64"]
     facts = remote.parse_facts(lines, marker)
     assert (facts.os_release.id, facts.uid, facts.architecture, facts.commands) == ("ubuntu", 1000, "arm64", frozenset({"dnf"}))
+
+
+def test_lock_report_names_the_process_holding_the_lock(tmp_path):
+    from serverprep.drivers.apt import LOCK_HOLDERS
+    from serverprep.drivers import Shell
+
+    lock = tmp_path / "lock-frontend"
+    lock.touch()
+    holder = subprocess.Popen(["sh", "-c", f'exec 3<"{lock}"; exec sleep 30'])
+    try:
+        import time
+
+        time.sleep(0.3)
+        out = run_sh(Shell(LOCK_HOLDERS, (str(lock), str(tmp_path / "other"))).render())
+    finally:
+        holder.kill()
+        holder.wait()
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"waiting for {lock}, held by sleep (pid {holder.pid})"
+    # Nobody holds it: nothing said, and never a failure.
+    quiet = run_sh(Shell(LOCK_HOLDERS, (str(lock),)).render())
+    assert (quiet.returncode, quiet.stdout) == (0, "")
