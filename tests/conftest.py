@@ -16,6 +16,8 @@ from serverprep.clients.client import TERMINAL, Client
 
 GRPCURL = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
 
+SIM_USER = "sp-sim"
+
 DEBIAN_12 = """PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
 NAME="Debian GNU/Linux"
 VERSION_ID="12"
@@ -35,6 +37,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             elif missing and os.environ.get("CI"):
                 # In CI a missing tool is a broken setup, not a reason to skip.
                 raise pytest.UsageError(f"missing tools for real-target tests: {', '.join(missing)}")
+
+
+@pytest.fixture
+def sim() -> Iterator:
+    """A simulated Debian 12 server (real sshd, stand-in package tools) where Docker is not yet running."""
+    from harness.targets import behave, simulated_host
+
+    with simulated_host(SIM_USER, DEBIAN_12) as target:
+        behave(target, "systemctl", 'case "$1" in is-enabled|is-active) exit 3;; esac')
+        yield target
+        (target.extra["sim"] / "stop").touch()  # ends any stand-in loop left running
+
+
+def register(client: Client, target, name: str = "sim", **overrides):  # type: ignore[no-untyped-def]
+    """Register a test target as a server (its key and pinned host key unless overridden)."""
+    args = dict(host=target.host, port=target.port, user=target.user, private_key=target.key.private, host_key=target.host_key)
+    args.update(overrides)
+    return client.create_server(name, **args)
 
 
 @pytest.fixture

@@ -11,30 +11,19 @@ import time
 import grpc
 import pytest
 
-from conftest import DEBIAN_12, wait_done, wait_step
+from conftest import SIM_USER, register, wait_done, wait_step
 from harness.service import ServiceThread, service_process
-from harness.targets import behave, simulated_host
+from harness.targets import behave
 from serverprep.clients.client import Client, ServerprepClientError
 from serverprep.service.engine import EngineSettings
 from serverprep.v1 import preparations_pb2 as pb
 
 pytestmark = pytest.mark.sshd
-USER = "sp-sim"
-NOT_ACTIVE = 'case "$1" in is-enabled|is-active) exit 3;; esac'
+USER = SIM_USER
 
 
-@pytest.fixture
-def sim():
-    with simulated_host(USER, DEBIAN_12) as target:
-        behave(target, "systemctl", NOT_ACTIVE)
-        yield target
-        (target.extra["sim"] / "stop").touch()  # ends any stand-in loop left running
 
 
-def register(client, target, name="sim", **kw):
-    args = dict(host=target.host, port=target.port, user=target.user, private_key=target.key.private, host_key=target.host_key)
-    args.update(kw)
-    return client.create_server(name, **args)
 
 
 def chatty_apt(target, lines=2000, every=0.05):

@@ -7,27 +7,19 @@ import time
 
 import pytest
 
-from conftest import DEBIAN_12, wait_done, wait_step
+from conftest import SIM_USER, register, wait_done, wait_step
 from harness.service import service_process
-from harness.targets import behave, simulated_host
+from harness.targets import behave
 from serverprep.clients.client import Client
 from serverprep.v1 import preparations_pb2 as pb
 
 pytestmark = pytest.mark.sshd
-USER = "sp-sim"
+USER = SIM_USER
 SECRET = {"SERVERPREP_SECRET_KEY": "shared replica key"}  # replicas share the key, like the database
 
 
-@pytest.fixture
-def sim():
-    with simulated_host(USER, DEBIAN_12) as target:
-        behave(target, "systemctl", 'case "$1" in is-enabled|is-active) exit 3;; esac')
-        yield target
 
 
-def register(client, target, name="sim"):
-    client.create_server(name, host=target.host, port=target.port, user=target.user,
-                         private_key=target.key.private, host_key=target.host_key)
 
 
 def replica(tmp_path, name, database_url):
