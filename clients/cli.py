@@ -166,6 +166,30 @@ def cmd_servers_add(client: Client, args: argparse.Namespace, out: TextIO) -> in
     return EXIT_OK
 
 
+def cmd_servers_update(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    changes: dict[str, Any] = {}
+    for name in ("host", "port", "user", "host_key"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.accept_new_host_key:
+        changes["accept_new_host_key"] = True
+    if args.key_file:
+        try:
+            changes["private_key"] = Path(args.key_file).expanduser().read_text()
+        except OSError as e:
+            raise CliError(f"cannot read key file {args.key_file}: {e.strerror}", EXIT_USAGE) from None
+    password, sudo_password = _read_secret_lines(args)
+    if args.password_stdin:
+        changes["password"] = password
+    if args.sudo_password_stdin:
+        changes["sudo_password"] = sudo_password
+    if not changes:
+        raise CliError("nothing to change: give --host, --port, --user, --key-file, --password-stdin, --sudo-password-stdin, --host-key or --accept-new-host-key", EXIT_USAGE)
+    server = client.update_server(args.name, **changes)
+    print(f"updated {server.name}: {_server_line(server)}", file=out)
+    return EXIT_OK
+
+
 def _server_line(s: Any) -> str:
     key = s.host_key_fingerprint or ("trust on first connect" if s.accept_new_host_key else "-")
     return f"{s.name:<24} {s.user}@{s.host}:{s.port:<6} {key}"
@@ -180,6 +204,8 @@ def run_client_command(args: argparse.Namespace, out: TextIO) -> int:
         if args.command == "servers":
             if args.servers_command == "add":
                 return cmd_servers_add(client, args, out)
+            if args.servers_command == "update":
+                return cmd_servers_update(client, args, out)
             if args.servers_command == "list":
                 for s in client.list_servers():
                     print(_server_line(s), file=out)
@@ -402,6 +428,17 @@ def build_parser() -> argparse.ArgumentParser:
     trust = add.add_mutually_exclusive_group(required=True)
     trust.add_argument("--host-key", help='the server\'s host key, "TYPE BASE64" (see ssh-keyscan)')
     trust.add_argument("--accept-new-host-key", action="store_true", help="trust the key seen on the first connection, then pin it")
+    update = ssub.add_parser("update", help="change a server's address, login or trusted host key")
+    update.add_argument("name")
+    update.add_argument("--host")
+    update.add_argument("--port", type=int)
+    update.add_argument("--user")
+    update.add_argument("--key-file")
+    update.add_argument("--password-stdin", action="store_true")
+    update.add_argument("--sudo-password-stdin", action="store_true")
+    trust = update.add_mutually_exclusive_group()
+    trust.add_argument("--host-key", help='pin this key, "TYPE BASE64"')
+    trust.add_argument("--accept-new-host-key", action="store_true", help="forget the pinned key; pin the next one seen")
     ssub.add_parser("list", help="list servers")
     for name, text in (("show", "show a server"), ("rm", "remove a server and its history")):
         p = ssub.add_parser(name, help=text)

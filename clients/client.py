@@ -180,6 +180,19 @@ class Client:
             if not token:
                 return
 
+    def update_server(self, name: str, **changes: str | int | bool) -> spb.Server:
+        """Change only the given fields: host, port, user, private_key, private_key_passphrase,
+        password, sudo_password, host_key, accept_new_host_key."""
+        request = spb.UpdateServerRequest(name=name)
+        for key, value in changes.items():
+            if key in ("private_key", "private_key_passphrase", "password", "sudo_password"):
+                setattr(request.credentials, key, value)
+                request.update_mask.paths.append(f"credentials.{key}")
+            else:
+                setattr(request, key, value)
+                request.update_mask.paths.append(key)
+        return self._call(self.servers.UpdateServer, request).server
+
     def delete_server(self, name: str) -> None:
         self._call(self.servers.DeleteServer, spb.DeleteServerRequest(name=name))
 

@@ -33,6 +33,10 @@ DOCKER_SOURCE = {
 }
 DOCKER_SOURCE_PB = {"official": pb.DOCKER_SOURCE_OFFICIAL, "distro": pb.DOCKER_SOURCE_DISTRO}
 DEFAULT_STEP_TIMEOUT = 900
+UPDATABLE = (
+    "host", "port", "user", "credentials.private_key", "credentials.private_key_passphrase",
+    "credentials.password", "credentials.sudo_password", "host_key", "accept_new_host_key",
+)
 
 
 def _ts(value: float | None) -> timestamp_pb2.Timestamp | None:
@@ -196,6 +200,54 @@ class ServerService(spb_grpc.ServerServiceServicer):
             servers=[server_pb(s) for s in servers],
             next_page_token=check.encode_token(servers[-1].name) if more else "",
         )
+
+    @_rpc
+    async def UpdateServer(self, request: spb.UpdateServerRequest, context: grpc.aio.ServicerContext) -> spb.UpdateServerResponse:
+        v = check.Violations()
+        check.server_name(v, "name", request.name)
+        paths = list(request.update_mask.paths)
+        unknown = [p for p in paths if p not in UPDATABLE]
+        if unknown:
+            v.add("update_mask", f"cannot update {', '.join(unknown)}; updatable: {', '.join(UPDATABLE)}")
+        if not paths:
+            v.add("update_mask", "name the fields to change")
+        creds = request.credentials
+        changes: dict[str, Any] = {}
+        for path in paths:
+            if path == "host":
+                check.host(v, "host", request.host)
+                changes["host"] = request.host
+            elif path == "port":
+                check.port(v, "port", request.port)
+                changes["port"] = request.port or 22
+            elif path == "user":
+                check.user(v, "user", request.user)
+                changes["user"] = request.user
+            elif path == "credentials.sudo_password":
+                check.sudo_password(v, path, creds.sudo_password)
+                changes["sudo_password"] = creds.sudo_password
+            elif path.startswith("credentials."):
+                field = path.split(".", 1)[1]
+                check.secret(v, path, getattr(creds, field), check.MAX_KEY if field == "private_key" else check.MAX_SECRET)
+                changes[field] = getattr(creds, field)
+            elif path == "host_key":
+                changes["host_key"] = check.host_key(v, "host_key", request.host_key)
+                changes["accept_new_host_key"] = False
+            elif path == "accept_new_host_key" and request.accept_new_host_key:
+                changes["host_key"], changes["accept_new_host_key"] = "", True
+        if "host_key" in paths and request.accept_new_host_key and "accept_new_host_key" in paths:
+            v.add("host_key", "give either host_key or accept_new_host_key, not both")
+        v.raise_if_any()
+        current = await self.store.run(self.store.get_server, request.name)
+        key = changes.get("private_key", current.secrets.private_key)
+        passphrase = changes.get("private_key_passphrase", current.secrets.private_key_passphrase)
+        if "private_key" in changes or "private_key_passphrase" in changes:
+            check.private_key(v, "credentials.private_key", key, passphrase)
+        if not key and not changes.get("password", current.secrets.password):
+            v.add("credentials", "the server would have neither a private key nor a password")
+        v.raise_if_any()
+        server = await self.store.run(self.store.update_server, request.name, changes)
+        return spb.UpdateServerResponse(server=server_pb(server))
 
     @_rpc
     async def DeleteServer(self, request: spb.DeleteServerRequest, context: grpc.aio.ServicerContext) -> spb.DeleteServerResponse:

@@ -230,6 +230,6 @@ def _mismatch(target: Target, presented: asyncssh.SSHKey | None) -> HostKeyMisma
     got = presented.get_fingerprint("sha256") if presented else "unknown"
     return HostKeyMismatch(
         f"host key of {target.host}:{target.port} changed: expected {expected}, presented {got}. "
-        "If the server was reinstalled, delete and re-add it with the new key.",
+        "If the server was reinstalled, check the new key and pin it: serverprep servers update NAME --host-key KEY.",
         metadata={"expected_fingerprint": expected, "presented_fingerprint": got},
     )

@@ -244,6 +244,21 @@ class Store:
             PreparationRow.delete().where(PreparationRow.server == server.id).execute()
             ServerRow.delete().where(ServerRow.id == server.id).execute()
 
+    def update_server(self, name: str, changes: dict[str, Any]) -> Server:
+        """Apply changes (column → value; credentials in clear, sealed here). Refused while active."""
+        with self.database.atomic():
+            server = self.get_server(name)
+            active = self._active_preparation_id(server.id)
+            if active:
+                raise PreparationActive(name, active)
+            values = {
+                key: self.box.seal(value) if key in ("private_key", "private_key_passphrase", "password", "sudo_password") else value
+                for key, value in changes.items()
+            }
+            if values:
+                ServerRow.update(**values).where(ServerRow.id == server.id).execute()
+        return self.get_server(name)
+
     def pin_host_key(self, server_id: int, host_key: str) -> None:
         ServerRow.update(host_key=host_key).where(ServerRow.id == server_id).execute()
 

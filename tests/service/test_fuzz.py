@@ -96,7 +96,7 @@ def message(descriptor, depth=0, plausible_only=False):
 
 
 RPCS = [
-    (servers_pb2.DESCRIPTOR.services_by_name["ServerService"], m) for m in ("CreateServer", "GetServer", "ListServers", "DeleteServer")
+    (servers_pb2.DESCRIPTOR.services_by_name["ServerService"], m) for m in ("CreateServer", "GetServer", "ListServers", "UpdateServer", "DeleteServer")
 ] + [
     (preparations_pb2.DESCRIPTOR.services_by_name["PreparationService"], m)
     for m in ("Prepare", "Status", "StreamLogs", "Retry", "Cancel", "ListPreparations", "Plan")

@@ -78,3 +78,24 @@ def test_garbage_page_token_is_invalid_argument(client):
     with pytest.raises(grpc.RpcError) as e:
         client.servers.ListServers(spb.ListServersRequest(page_token="%%%"))
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_update_changes_only_the_named_fields(client):
+    add(client, sudo_password="old-sudo-pw")
+    other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFsJX6Mg0bvmTHe3LUNQbnLxlOSsdIq1vUP4N0DxIK8P"
+    updated = client.update_server("web1", host="10.0.0.6", host_key=other, sudo_password="")
+    assert (updated.host, updated.port, updated.user, updated.host_key) == ("10.0.0.6", 22, "admin", other)
+    assert updated.has_password and not updated.has_sudo_password
+    reset = client.update_server("web1", accept_new_host_key=True)
+    assert (reset.host_key, reset.accept_new_host_key) == ("", True)
+
+
+def test_update_is_validated(client):
+    add(client)
+    for changes, field in (({"host": "bad host!"}, "host"), ({"password": ""}, "credentials"), ({}, "update_mask")):
+        with pytest.raises(ServerprepClientError) as e:
+            client.update_server("web1", **changes)
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and field in e.value.violations
+    with pytest.raises(ServerprepClientError) as e:
+        client.update_server("nope", host="h")
+    assert e.value.reason == "SERVER_NOT_FOUND"

@@ -50,6 +50,11 @@ class ServerServiceStub:
                 request_serializer=serverprep_dot_v1_dot_servers__pb2.ListServersRequest.SerializeToString,
                 response_deserializer=serverprep_dot_v1_dot_servers__pb2.ListServersResponse.FromString,
                 _registered_method=True)
+        self.UpdateServer = channel.unary_unary(
+                '/serverprep.v1.ServerService/UpdateServer',
+                request_serializer=serverprep_dot_v1_dot_servers__pb2.UpdateServerRequest.SerializeToString,
+                response_deserializer=serverprep_dot_v1_dot_servers__pb2.UpdateServerResponse.FromString,
+                _registered_method=True)
         self.DeleteServer = channel.unary_unary(
                 '/serverprep.v1.ServerService/DeleteServer',
                 request_serializer=serverprep_dot_v1_dot_servers__pb2.DeleteServerRequest.SerializeToString,
@@ -82,6 +87,14 @@ class ServerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateServer(self, request, context):
+        """Changes a server: address, login user, credentials or trusted host key (e.g. after a
+        reinstall). Only the fields named in update_mask change. Refused while a preparation is active.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteServer(self, request, context):
         """Removes a server with its preparations and logs. Refused while a preparation is active.
         """
@@ -106,6 +119,11 @@ def add_ServerServiceServicer_to_server(servicer, server):
                     servicer.ListServers,
                     request_deserializer=serverprep_dot_v1_dot_servers__pb2.ListServersRequest.FromString,
                     response_serializer=serverprep_dot_v1_dot_servers__pb2.ListServersResponse.SerializeToString,
+            ),
+            'UpdateServer': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateServer,
+                    request_deserializer=serverprep_dot_v1_dot_servers__pb2.UpdateServerRequest.FromString,
+                    response_serializer=serverprep_dot_v1_dot_servers__pb2.UpdateServerResponse.SerializeToString,
             ),
             'DeleteServer': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteServer,
@@ -195,6 +213,33 @@ class ServerService:
             '/serverprep.v1.ServerService/ListServers',
             serverprep_dot_v1_dot_servers__pb2.ListServersRequest.SerializeToString,
             serverprep_dot_v1_dot_servers__pb2.ListServersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateServer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/serverprep.v1.ServerService/UpdateServer',
+            serverprep_dot_v1_dot_servers__pb2.UpdateServerRequest.SerializeToString,
+            serverprep_dot_v1_dot_servers__pb2.UpdateServerResponse.FromString,
             options,
             channel_credentials,
             insecure,
