@@ -124,6 +124,8 @@ def invoke(script: str, *, privileged: bool, sudo_password: str = "") -> Invocat
 def sudo_refusal(stderr: list[str]) -> tuple[str, str]:
     """(reason, explanation) for sudo's refusal, from what it printed under LC_ALL=C."""
     text = " ".join(stderr).lower()
+    if "must have a tty" in text or "must have a terminal" in text:
+        return "SUDO_NEEDS_TTY", "sudo on the server requires a terminal ('Defaults requiretty'): add 'Defaults:USER !requiretty' with visudo"
     if "password is required" in text:
         return "SUDO_PASSWORD_REQUIRED", "sudo needs a password and none was given for this server"
     if "incorrect password" in text or "sorry, try again" in text:

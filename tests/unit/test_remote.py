@@ -123,3 +123,15 @@ def test_lock_report_names_the_process_holding_the_lock(tmp_path):
     # Nobody holds it: nothing said, and never a failure.
     quiet = run_sh(Shell(LOCK_HOLDERS, (str(lock),)).render())
     assert (quiet.returncode, quiet.stdout) == (0, "")
+
+
+@pytest.mark.parametrize("stderr, reason", [
+    (["sudo: a password is required"], "SUDO_PASSWORD_REQUIRED"),
+    (["sudo: 1 incorrect password attempt"], "SUDO_PASSWORD_WRONG"),
+    (["alice is not in the sudoers file.  This incident will be reported."], "SUDO_NOT_ALLOWED"),
+    (["sudo: sorry, you must have a tty to run sudo"], "SUDO_NEEDS_TTY"),
+    (["env: 'sudo': No such file or directory"], "SUDO_MISSING"),
+    (["something else"], "SUDO_FAILED"),
+])
+def test_sudo_refusals_are_told_apart(stderr, reason):
+    assert remote.sudo_refusal(stderr)[0] == reason
