@@ -33,11 +33,16 @@ class Command:
 
     def display(self) -> str:
         """Like render(), with credentials in URLs (proxies) masked: for logs."""
-        return _URL_CREDENTIALS.sub(r"\1***@", self.render())
+        return mask_credentials(self.render())
 
 
 # scheme://user:password@ → scheme://***@
 _URL_CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s']+@")
+
+
+def mask_credentials(text: str) -> str:
+    """Hide the user:password part of every URL in ``text``."""
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class Shell:
         return Command(("sh", "-c", self.script, "sh", *self.args), env=self.env).render()
 
     def display(self) -> str:
-        return self.description or _URL_CREDENTIALS.sub(r"\1***@", self.render())
+        return self.description or mask_credentials(self.render())
 
 
 @dataclass(frozen=True)

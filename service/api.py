@@ -9,9 +9,18 @@ from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
-
+from serverprep.drivers.commands import mask_credentials
 from serverprep.service import validation as check
-from serverprep.service.domain import LogEntry, Options, Preparation, PrepState, Secrets, Server, ServerSpec, StepState
+from serverprep.service.domain import (
+    LogEntry,
+    Options,
+    Preparation,
+    PrepState,
+    Secrets,
+    Server,
+    ServerSpec,
+    StepState,
+)
 from serverprep.service.engine import Engine, redactor
 from serverprep.service.errors import InvalidArgument, ServerprepError
 from serverprep.service.logbus import LogBus
@@ -74,8 +83,8 @@ def preparation_pb(p: Preparation) -> pb.Preparation:
             docker_version=p.options.docker_version,
             channel=p.options.channel,
             repository_url=p.options.repository_url,
-            http_proxy=_mask(p.options.http_proxy),
-            https_proxy=_mask(p.options.https_proxy),
+            http_proxy=mask_credentials(p.options.http_proxy),
+            https_proxy=mask_credentials(p.options.https_proxy),
             no_proxy=p.options.no_proxy,
         ),
         request_id=p.request_id,
@@ -274,14 +283,6 @@ def options_from_pb(v: check.Violations, o: pb.PrepareOptions) -> Options:
         docker_source=source, step_timeout=float(timeout), docker_version=o.docker_version, channel=o.channel or "stable",
         repository_url=o.repository_url, http_proxy=o.http_proxy, https_proxy=o.https_proxy, no_proxy=o.no_proxy,
     )
-
-
-def _mask(url: str) -> str:
-    """A URL without the password in it."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 def _server_and_id(request: Any) -> None:
