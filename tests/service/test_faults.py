@@ -294,3 +294,37 @@ def test_hostile_values_reach_a_real_shell_only_as_data(client, sim):
     assert set(seen.read_text().splitlines()) == {hostile}
     texts = " ".join(e.text for e in client.stream_logs("sim", done.id, follow=False))
     assert "touch" not in texts  # the password part is masked in logs
+
+
+@pytest.fixture
+def unreachable_address():
+    """An address on a link to a network namespace of our own where nobody answers (ARP fails)."""
+    ns, host_if = "sp-unreach", "sp-u0"
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+    cmds = [
+        ["ip", "netns", "add", ns],
+        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "sp-u1", "netns", ns],
+        ["ip", "addr", "add", "198.18.254.1/29", "dev", host_if],
+        ["ip", "link", "set", host_if, "up"],
+        ["ip", "-n", ns, "addr", "add", "198.18.254.2/29", "dev", "sp-u1"],
+        ["ip", "-n", ns, "link", "set", "sp-u1", "up"],
+    ]
+    try:
+        for cmd in cmds:
+            subprocess.run(cmd, check=True, capture_output=True)
+        yield "198.18.254.5"  # on the link, owned by nobody
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_unreachable_host_is_host_unreachable(client, unreachable_address):
+    client.create_server("gone", host=unreachable_address, user="u", password="pw-1234", accept_new_host_key=True)
+    started = time.monotonic()
+    failed = wait_done(client, "gone", client.prepare("gone").id, timeout=30)
+    took = time.monotonic() - started
+    print(f"\nunreachable host: {failed.failure.reason} after {took:.1f}s")
+    assert failed.failure.reason == "HOST_UNREACHABLE"
+    assert unreachable_address in failed.failure.message
+    assert took < 20
