@@ -323,7 +323,6 @@ class Engine:
             facts = None
             if prep.step(DETECT).state.done:
                 facts = facts_from_json(prep.facts)
-            plan_steps: list[StepPlan] = []
             first = next((s.name for s in prep.steps if not s.state.done), None)
             if first is None:
                 await self._finish(run, None, "")
@@ -334,8 +333,7 @@ class Engine:
                 facts, plan = await self._detect(run)
             else:
                 plan = self._plan(run, facts)
-            plan_steps = list(plan.steps)
-            for step in plan_steps:
+            for step in plan.steps:
                 if prep.step(step.name).state.done:
                     continue
                 if run.current_step != step.name:
@@ -380,25 +378,29 @@ class Engine:
             run.journal.emit(run.current_step, Stream.EVENT, f"host key pinned on first connection: {ssh.fingerprint(conn.host_key)}")
         return conn
 
-    async def _detect(self, run: _Run) -> tuple[Facts, Plan]:
-        assert run.conn is not None
+    async def _gather_facts(self, conn: ssh.Connection, show: Callable[[Stream, str], None] | None = None) -> Facts:
+        """One read-only round trip, as the login user."""
         marker = remote.new_marker()
         lines: list[str] = []
 
         def collect(stream: Stream, text: str) -> None:
             if stream is Stream.STDOUT:
                 lines.append(text)
-            shown = text.replace(marker, "").strip() if text.startswith(marker) else text
-            run.journal.emit(DETECT, stream, shown)
+            if show is not None:
+                show(stream, text.replace(marker, "").strip() if text.startswith(marker) else text)
 
-        code = await run.conn.run(remote.invoke(remote.facts_script(marker), privileged=False).command, on_line=collect, timeout=60)
+        code = await conn.run(remote.invoke(remote.facts_script(marker), privileged=False).command, on_line=collect, timeout=60)
         if code != 0:
             raise FactsFailed(f"gathering facts exited with {code}", metadata={"exit_code": str(code)})
-        facts = remote.parse_facts(lines, marker)
+        return remote.parse_facts(lines, marker)
+
+    async def _detect(self, run: _Run) -> tuple[Facts, Plan]:
+        assert run.conn is not None
+        facts = await self._gather_facts(run.conn, lambda stream, text: run.journal.emit(DETECT, stream, text))
         plan = self._plan(run, facts)
-        os_info = os_summary(plan)
-        await self.store.run(self.store.update_preparation, run.prep.id, os=os_info, facts=facts_to_json(facts))
-        run.prep.os, run.prep.facts = os_info, facts_to_json(facts)
+        run.prep.os, run.prep.facts = os_summary(plan), facts_to_json(facts)
+        await self.store.run(self.store.update_preparation, run.prep.id, os=run.prep.os, facts=run.prep.facts)
+        os_info = run.prep.os
         summary = (
             f"detected {os_info['pretty_name']} [{os_info['codename'] or 'no codename'}, {os_info['architecture']}], "
             f"user {facts.user} (uid {facts.uid}), driver {plan.driver}"
@@ -414,17 +416,7 @@ class Engine:
         server = await self.store.run(self.store.get_server, server_name)
         conn = await self._open(server)
         try:
-            marker = remote.new_marker()
-            lines: list[str] = []
-
-            def collect(stream: Stream, text: str) -> None:
-                if stream is Stream.STDOUT:
-                    lines.append(text)
-
-            code = await conn.run(remote.invoke(remote.facts_script(marker), privileged=False).command, on_line=collect, timeout=60)
-            if code != 0:
-                raise FactsFailed(f"gathering facts exited with {code}", metadata={"exit_code": str(code)})
-            return self.drivers.plan(remote.parse_facts(lines, marker), plan_options(options, server.user))
+            return self.drivers.plan(await self._gather_facts(conn), plan_options(options, server.user))
         finally:
             await conn.close()
 
