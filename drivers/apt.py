@@ -47,11 +47,12 @@ REMOVE_INSTALLED = (
     '[ "$#" -eq 0 ] || apt-get -o DPkg::Lock::Timeout=%d -y remove "$@"' % LOCK_TIMEOUT
 )
 # Says who holds the dpkg/apt locks (apt itself then waits up to LOCK_TIMEOUT seconds).
-# Read from /proc, not from apt's English messages, so it works in every locale.
+# Read from /proc/locks (holder pid by inode), not from apt's English messages, so it works
+# in every locale and costs nothing when nobody holds a lock.
 LOCK_HOLDERS = (
-    'for f in /proc/[0-9]*/fd/*; do l=$(readlink "$f" 2>/dev/null) || continue; '
-    'for lock in "$@"; do [ "$l" = "$lock" ] || continue; p=${f#/proc/}; p=${p%%/*}; '
-    'echo "waiting for $lock, held by $(cat /proc/$p/comm 2>/dev/null) (pid $p)"; done; done 2>/dev/null | sort -u; true'
+    'for lock in "$@"; do ino=$(stat -c %i "$lock" 2>/dev/null) || continue; '
+    "awk -v ino=\"$ino\" '$2 != \"->\" { n = split($6, f, \":\"); if (f[n] == ino) print $5 }' /proc/locks 2>/dev/null | sort -u | "
+    'while read -r pid; do echo "waiting for $lock, held by $(cat /proc/$pid/comm 2>/dev/null) (pid $pid)"; done; done; true'
 )
 LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock")
 VERSION_MATCHES = (

@@ -1,6 +1,7 @@
 """The shell text serverprep sends, checked by running it in a real local shell."""
 
 import subprocess
+import sys
 
 import pytest
 
@@ -109,18 +110,19 @@ def test_lock_report_names_the_process_holding_the_lock(tmp_path):
 
     lock = tmp_path / "lock-frontend"
     lock.touch()
-    holder = subprocess.Popen(["sh", "-c", f'exec 3<"{lock}"; exec sleep 30'])
+    # An fcntl lock, as apt and dpkg take them.
+    holder = subprocess.Popen([sys.executable, "-c", f"import fcntl, time; f = open({str(lock)!r}, 'w'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(30)"],
+                              stdout=subprocess.PIPE, text=True)
     try:
-        import time
-
-        time.sleep(0.3)
+        assert holder.stdout.readline().strip() == "locked"
+        comm = open(f"/proc/{holder.pid}/comm").read().strip()
         out = run_sh(Shell(LOCK_HOLDERS, (str(lock), str(tmp_path / "other"))).render())
     finally:
         holder.kill()
         holder.wait()
     assert out.returncode == 0
-    assert out.stdout.strip() == f"waiting for {lock}, held by sleep (pid {holder.pid})"
-    # Nobody holds it: nothing said, and never a failure.
+    assert out.stdout.strip() == f"waiting for {lock}, held by {comm} (pid {holder.pid})"
+    # Open but not locked, or not held at all: nothing said, and never a failure.
     quiet = run_sh(Shell(LOCK_HOLDERS, (str(lock),)).render())
     assert (quiet.returncode, quiet.stdout) == (0, "")
 
