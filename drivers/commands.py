@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -89,6 +89,3 @@ class WriteFile:
 
 RemoteCommand = Command | Shell | WriteFile
 
-
-def render_all(commands: Sequence[RemoteCommand]) -> list[str]:
-    return [c.render() for c in commands]

@@ -9,11 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
-
-from serverprep.service.errors import ServerprepError
-from serverprep.service.rpcerrors import DOMAIN, _pack
+from serverprep.service.errors import ServerprepError, Unauthenticated
+from serverprep.service.rpcerrors import to_status
 
 # Health checks stay open so that load balancers and container runtimes can probe.
 OPEN_METHODS = ("/grpc.health.v1.Health/",)
@@ -51,12 +48,6 @@ def server_credentials(cert: Path, key: Path, client_ca: Path | None) -> grpc.Se
     )
 
 
-def _unauthenticated(message: str) -> grpc.Status:
-    info = error_details_pb2.ErrorInfo(reason="UNAUTHENTICATED", domain=DOMAIN)
-    status = status_pb2.Status(code=grpc.StatusCode.UNAUTHENTICATED.value[0], message=message, details=[_pack(info)])
-    return rpc_status.to_status(status)
-
-
 class TokenInterceptor(grpc.aio.ServerInterceptor):
     """Requires ``authorization: Bearer <token>`` on every call but health checks (unary and streaming)."""
 
@@ -80,7 +71,7 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or self._allowed(details):
             return handler
-        status = _unauthenticated("missing or wrong bearer token (metadata 'authorization: Bearer <token>')")
+        status = to_status(Unauthenticated("missing or wrong bearer token (metadata 'authorization: Bearer <token>')"))
 
         async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
             await context.abort_with_status(status)

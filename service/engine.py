@@ -216,10 +216,6 @@ class Engine:
         if task:
             task.cancel()
 
-    @property
-    def accepting(self) -> bool:
-        return self._accepting
-
     # -- requests -----------------------------------------------------------
 
     async def prepare(self, server_name: str, options: Options, request_id: str = "") -> tuple[Preparation, bool]:

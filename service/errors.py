@@ -70,6 +70,10 @@ class NotCancellable(ServerprepError):
     reason = "NOT_CANCELLABLE"
 
 
+class Unauthenticated(ServerprepError):
+    reason = "UNAUTHENTICATED"
+
+
 class ServiceUnavailable(ServerprepError):
     reason = "SHUTTING_DOWN"
 

@@ -15,7 +15,6 @@ from serverprep.service.store import Store
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.2
-FLUSH_LINES = 500
 MAX_TEXT = 16 * 1024
 
 
@@ -100,10 +99,8 @@ class Journal:
         for sub in list(self.subscribers):
             if not sub.offer(entry):
                 self.subscribers.discard(sub)
-        if len(self.pending) >= FLUSH_LINES:
-            self._wake.set()
-        elif len(self.pending) == 1:
-            self._wake.set()
+        if len(self.pending) == 1:
+            self._wake.set()  # the flusher stores everything that arrives within FLUSH_INTERVAL
         return entry
 
     async def flush(self, *, step_update: tuple[str, dict[str, Any]] | None = None, prep_update: dict[str, Any] | None = None) -> None:

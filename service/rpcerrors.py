@@ -20,6 +20,7 @@ _CODES: list[tuple[type[errors.ServerprepError], grpc.StatusCode]] = [
     (errors.PreparationActive, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.NotRetryable, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.NotCancellable, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (errors.ServiceUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.StorageError, grpc.StatusCode.UNAVAILABLE),
     (SubscriberTooSlow, grpc.StatusCode.RESOURCE_EXHAUSTED),
