@@ -130,7 +130,7 @@ def breaking() -> int:
     return rc
 
 
-def release_image(version: str, ref: str) -> int:
+def release_image(version: str, ref: str, out: Path | None = None) -> int:
     """Build releases/<version>.binpb from the API files as they were at a git ref.
 
     Only serverprep/**/*.proto come from the ref; google/rpc and grpc come from today's tree,
@@ -139,12 +139,14 @@ def release_image(version: str, ref: str) -> int:
     if not re.fullmatch(r"v\d+\.\d+\.\d+", version):
         print(f"release version must look like v1.2.3, not {version!r}", file=sys.stderr)
         return 2
+    if out is None and (RELEASES / f"{version}.binpb").exists():
+        print(f"{RELEASES / version}.binpb exists: release images are never rewritten (use --output to compare)", file=sys.stderr)
+        return 1
     repo = PROTO_ROOT.parent
     archive = subprocess.run(["git", "archive", "--format=tar", ref, "proto/serverprep"], cwd=repo, capture_output=True)
     if archive.returncode != 0:
         print(f"cannot read proto/serverprep at {ref!r}: {archive.stderr.decode().strip()}", file=sys.stderr)
         return 1
-    RELEASES.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
             members = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".proto")]
@@ -154,7 +156,7 @@ def release_image(version: str, ref: str) -> int:
         for vendored in ("google", "grpc"):
             shutil.copytree(PROTO_ROOT / vendored, Path(tmp, vendored))
         Path(tmp, "buf.yaml").write_text("version: v2\n")
-        out = RELEASES / f"{version}.binpb"
+        out = (out or RELEASES / f"{version}.binpb").resolve()
         return buf("build", "--exclude-source-info", "--path", "serverprep", "-o", str(out), cwd=Path(tmp))
 
 
@@ -165,9 +167,10 @@ def main() -> int:
     parser.add_argument("--breaking", action="store_true", help="run buf breaking against the release images")
     parser.add_argument("--release-image", metavar="VERSION", help="write releases/VERSION.binpb (e.g. v0.2.0)")
     parser.add_argument("--ref", help="git ref of the release (default: the tag named VERSION)")
+    parser.add_argument("--output", type=Path, help="where --release-image writes (default: proto/releases/VERSION.binpb)")
     args = parser.parse_args()
     if args.release_image:
-        return release_image(args.release_image, args.ref or args.release_image)
+        return release_image(args.release_image, args.ref or args.release_image, args.output)
     if not (args.check or args.lint or args.breaking):
         generate(PROTO_ROOT)
         return 0
