@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from serverprep.drivers import (
     Command,
     DockerSource,
@@ -16,7 +18,9 @@ from serverprep.drivers import (
     WriteFile,
     docker_service_steps,
     hookimpl,
+    machine_to_arch,
 )
+from serverprep.drivers.architectures import dpkg_architecture, unpublished_reason
 
 # Seconds to wait for a dpkg/apt lock held by unattended-upgrades or cloud-init.
 LOCK_TIMEOUT = 300
@@ -32,9 +36,16 @@ STALE_REPO_FILES = (
     "/etc/apt/trusted.gpg.d/docker.asc",
 )
 OFFICIAL_PACKAGES = ("docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin", "docker-compose-plugin")
-CONFLICTING_PACKAGES = ("docker.io", "docker-doc", "docker-compose", "docker-compose-v2", "podman-docker", "containerd", "runc")
+# Docker's documented list, plus what Debian 13 split out of docker.io: docker-cli (/usr/bin/docker)
+# and docker-buildx (the buildx plugin file), which Docker's packages would overwrite.
+CONFLICTING_PACKAGES = (
+    "docker.io", "docker-cli", "docker-doc", "docker-compose", "docker-compose-v2", "docker-buildx",
+    "podman-docker", "containerd", "runc",
+)
 # Suites served by download.docker.com. A derivative must map onto one of these.
 DEBIAN_SUITES = ("buster", "bullseye", "bookworm", "trixie")
+# Suites of Docker's 32-bit raspbian repository; get.docker.com sends Raspbian trixie to Debian's.
+RASPBIAN_SUITES = ("buster", "bullseye", "bookworm")
 UBUNTU_SUITES = ("bionic", "focal", "jammy", "noble", "oracular", "plucky")
 # Debian releases whose docker.io still contains the docker command.
 DEBIAN_CLI_IN_ENGINE = ("buster", "bullseye", "bookworm")
@@ -61,10 +72,11 @@ VERSION_MATCHES = (
 )
 # Resolve a version prefix against the repository, newest first, then install that exact version.
 INSTALL_VERSION = (
-    'want="$1"; shift; '
+    'want="$1"; repo="$2"; shift 2; '
     "v=$(apt-cache madison docker-ce | awk -v w=\"$want\" '{ u=$3; sub(/^[0-9]+:/, \"\", u); "
     'if (index(u, w) == 1) { r = substr(u, length(w) + 1, 1); if (r == "" || r == "." || r == "-" || r == "~") { print $3; exit } } }\'); '
-    '[ -n "$v" ] || { echo "docker-ce $want is not in the repository (apt-cache madison docker-ce lists what is)" >&2; exit 100; }; '
+    '[ -n "$v" ] || { have=$(apt-cache madison docker-ce | awk \'{ u=$3; sub(/^[0-9]+:/, "", u); sub(/-[^-]*$/, "", u); if (!seen[u]++) print u }\' | head -n 30 | paste -sd " " -); '
+    'echo "docker-ce $want is not in $repo; versions it has: ${have:-none (is the suite or channel right?)}" >&2; exit 100; }; '
     'echo "docker-ce $want resolves to $v"; '
     'apt-get -o DPkg::Lock::Timeout=%d -q install -y --allow-downgrades "docker-ce=$v" "docker-ce-cli=$v" "$@"' % LOCK_TIMEOUT
 )
@@ -102,7 +114,7 @@ def repository_for(osr: OsRelease, arch: str) -> tuple[str, str]:
             f"Docker serves ({', '.join(DEBIAN_SUITES)})"
         )
     # 32-bit Raspberry Pi OS has its own repository; 64-bit reports ID=debian and uses Debian's.
-    if osr.id == "raspbian" and arch == "armhf":
+    if osr.id == "raspbian" and arch == "armhf" and suite in RASPBIAN_SUITES:
         return "raspbian", suite
     return "debian", suite
 
@@ -135,17 +147,28 @@ class AptDriver:
             return 1
         return None
 
+    def typical_facts(self, facts: Facts) -> Facts:
+        """A typical install has apt-get and dpkg, whose architecture is the machine's."""
+        return dataclasses.replace(
+            facts, commands=facts.commands | {"apt-get", "dpkg"},
+            dpkg_architecture=facts.dpkg_architecture or machine_to_arch(facts.machine),
+        )
+
     def plan(self, facts: Facts, options: PlanOptions) -> Plan:
         osr = facts.os_release
-        arch = facts.architecture
+        arch = dpkg_architecture(facts.architecture)
         env = {"DEBIAN_FRONTEND": "noninteractive", **options.proxy_env}
 
         def apt_get(*args: str) -> Command:
             return Command(("apt-get", "-o", f"DPkg::Lock::Timeout={LOCK_TIMEOUT}", "-q", *args), env=env)
 
         repository = None
+        update: list[Command | Shell] = [lock_report(), apt_get("update")]
         if options.docker_source is DockerSource.OFFICIAL:
             repo_name, suite = repository_for(osr, arch)
+            refusal = unpublished_reason(repo_name, options.channel, arch)
+            if refusal:
+                raise Unsupported(f"{osr.describe()} on {arch}: {refusal}")
             url = f"{options.repository_base.rstrip('/')}/linux/{repo_name}"
             repository = Repository(url=url, suite=suite, component=options.channel, key_url=f"{url}/gpg")
             codename = suite
@@ -162,7 +185,7 @@ class AptDriver:
             if options.docker_version:
                 install_cmd: Command | Shell = Shell(
                     INSTALL_VERSION,
-                    (options.docker_version, *OFFICIAL_PACKAGES[2:]),
+                    (options.docker_version, f"{url} {suite} {options.channel}", *OFFICIAL_PACKAGES[2:]),
                     description=f"apt-get install docker-ce={options.docker_version}* docker-ce-cli={options.docker_version}* {' '.join(OFFICIAL_PACKAGES[2:])}",
                     env=env,
                 )
@@ -171,6 +194,9 @@ class AptDriver:
             check = [installed(docker_packages), Command(("grep", "-qxF", f"URIs: {url}", SOURCES)), Command(("grep", "-qxF", f"Components: {options.channel}", SOURCES))]
             if options.docker_version:
                 check.append(Shell(VERSION_MATCHES, (options.docker_version, "docker-ce"), description=f"docker-ce {options.docker_version} installed"))
+            # A stale Docker source next to ours fails every apt-get update ("Conflicting values set for
+            # option Signed-By"), the first one included: clear them before it, not only before ours is written.
+            update.insert(1, Command(("rm", "-f", *STALE_REPO_FILES)))
             install = StepPlan(
                 "install_docker",
                 check=check,
@@ -208,7 +234,7 @@ class AptDriver:
                     "update_packages",
                     check=[installed(dependencies + docker_packages)],
                     check_description="everything to install is installed already",
-                    commands=[lock_report(), apt_get("update")],
+                    commands=update,
                 ),
                 StepPlan(
                     "install_dependencies",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from serverprep.drivers import (
     DEFAULT_REPOSITORY,
     Command,
@@ -17,6 +19,7 @@ from serverprep.drivers import (
     docker_service_steps,
     hookimpl,
 )
+from serverprep.drivers.architectures import dpkg_architecture, unpublished_reason
 
 OFFICIAL_PACKAGES = ("docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin", "docker-compose-plugin")
 # Docker's documented list for Fedora/RHEL, plus EL8's podman/buildah/runc that conflict with containerd.io.
@@ -79,6 +82,16 @@ class DnfDriver:
             return 1
         return None
 
+    def typical_facts(self, facts: Facts) -> Facts:
+        """dnf5 from Fedora 41, dnf4 elsewhere; yum only on CentOS/RHEL 7 and Amazon Linux 2."""
+        osr = facts.os_release
+        major = osr.version_major or 0
+        if (osr.id == "amzn" and major < 2022) or (osr.id not in ("fedora", "amzn") and 0 < major <= 7):
+            return dataclasses.replace(facts, commands=facts.commands | {"yum"})
+        if osr.id == "fedora" and major >= 41:
+            return dataclasses.replace(facts, commands=facts.commands | {"dnf", "dnf5"}, dnf_version="dnf5 version 5.2.0")
+        return dataclasses.replace(facts, commands=facts.commands | {"dnf"}, dnf_version="4.20.0")
+
     def plan(self, facts: Facts, options: PlanOptions) -> Plan:
         osr = facts.os_release
         if not (facts.has("dnf") or facts.has("dnf5")):
@@ -95,6 +108,9 @@ class DnfDriver:
         if options.docker_source is DockerSource.OFFICIAL:
             if osr.id == "amzn":
                 raise Unsupported("Docker's repository has no Amazon Linux packages: use docker_source=distro")
+            refusal = unpublished_reason(_repo_name(osr), options.channel, dpkg_architecture(facts.architecture))
+            if refusal:
+                raise Unsupported(f"{osr.describe()} on {facts.machine or facts.architecture}: {refusal}")
             base = options.repository_base.rstrip("/")
             url = f"{base}/linux/{_repo_name(osr)}"
             repofile = f"{url}/docker-ce.repo"

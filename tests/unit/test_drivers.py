@@ -19,7 +19,7 @@ def apt_official(url, suite, arch):
     """What Docker's documentation says to run, made safe to re-run."""
     return [
         "report who holds the dpkg/apt lock, if anyone",
-        "remove conflicting packages if installed: docker.io docker-doc docker-compose docker-compose-v2 podman-docker containerd runc",
+        "remove conflicting packages if installed: docker.io docker-cli docker-doc docker-compose docker-compose-v2 docker-buildx podman-docker containerd runc",
         "rm -f /etc/apt/sources.list.d/docker.list /etc/apt/sources.list.d/download_docker_com_linux_debian.list "
         "/etc/apt/sources.list.d/download_docker_com_linux_ubuntu.list /etc/apt/trusted.gpg.d/docker.gpg /etc/apt/trusted.gpg.d/docker.asc",
         "install -d -m 0755 /etc/apt/keyrings",
@@ -276,3 +276,92 @@ def test_plans_never_carry_user_text_unquoted(registry):
     plan = registry.plan(make_facts("debian-12", "amd64", APT, ""), PlanOptions(DockerSource.DISTRO, user="x$(touch /tmp/pwned)"))
     rendered = " ".join(c.render() for c in [*plan.step("configure_user").commands, *plan.step("configure_user").check])
     assert "'x$(touch /tmp/pwned)'" in rendered
+
+
+# -- architectures: only what Docker publishes, for the official source -------------------------
+
+def facts_on(name, machine, tools=APT, dnf_version=""):
+    """A server of ``name`` whose kernel reports ``machine``; dpkg (when present) answers as a real one would."""
+    from serverprep.drivers.architectures import dpkg_architecture
+
+    return Facts(os_release=OsRelease.from_text(OS_RELEASES[name]), machine=machine,
+                 dpkg_architecture=dpkg_architecture(machine) if "dpkg" in tools else "", user="admin", uid=1000,
+                 commands=frozenset(tools), dnf_version=dnf_version)
+
+
+@pytest.mark.parametrize("name, machine, tools, dnf_version, published", [
+    ("debian-12", "i686", APT, "", "amd64, arm64, armhf, ppc64el"),
+    ("debian-12", "s390x", APT, "", "amd64, arm64, armhf, ppc64el"),
+    ("debian-13", "riscv64", APT, "", "amd64, arm64, armhf, ppc64el"),
+    ("ubuntu-24.04", "i686", APT, "", "amd64, arm64, armhf, ppc64el, s390x"),
+    ("fedora-41", "s390x", DNF5, "dnf5 version 5.2.6.2", "x86_64, aarch64, ppc64le"),
+    ("fedora-41", "armv7l", DNF5, "dnf5 version 5.2.6.2", "x86_64, aarch64, ppc64le"),
+    ("rhel-9.4", "s390x", DNF4, "4.14.0", "x86_64, aarch64"),
+    ("rhel-9.4", "ppc64le", DNF4, "4.14.0", "x86_64, aarch64"),
+    ("rocky-9.4", "s390x", DNF4, "4.14.0", "x86_64, aarch64, ppc64le"),
+])
+def test_official_source_refuses_an_architecture_docker_does_not_publish(registry, name, machine, tools, dnf_version, published):
+    facts = facts_on(name, machine, tools, dnf_version)
+    with pytest.raises(UnsupportedOS) as e:
+        registry.plan(facts, PlanOptions(DockerSource.OFFICIAL, user="admin"))
+    assert e.value.reason == "UNSUPPORTED_OS"
+    assert facts.os_release.describe() in e.value.message and f"for {published} only" in e.value.message
+
+
+@pytest.mark.parametrize("name, machine, tools, dnf_version", [
+    ("debian-12", "i686", APT, ""),
+    ("debian-13", "riscv64", APT, ""),
+    ("fedora-41", "s390x", DNF5, "dnf5 version 5.2.6.2"),
+])
+def test_distro_source_follows_the_distribution_not_dockers_matrix(registry, name, machine, tools, dnf_version):
+    plan = registry.plan(facts_on(name, machine, tools, dnf_version), PlanOptions(DockerSource.DISTRO, user="admin"))
+    assert plan.repository is None
+
+
+@pytest.mark.parametrize("name, machine, tools, dnf_version, url, arch", [
+    ("ubuntu-24.04", "s390x", APT, "", U, "s390x"),
+    ("ubuntu-24.04", "ppc64le", APT, "", U, "ppc64el"),
+    ("debian-12", "armv7l", APT, "", D, "armhf"),
+    ("debian-12", "ppc64le", APT, "", D, "ppc64el"),
+    ("raspbian-12", "armv6l", APT, "", "https://download.docker.com/linux/raspbian", "armhf"),
+    ("raspbian-12", "aarch64", APT, "", D, "arm64"),
+    ("rhel-9.4", "aarch64", DNF4, "4.14.0", "https://download.docker.com/linux/rhel", "arm64"),
+    ("rocky-9.4", "ppc64le", DNF4, "4.14.0", "https://download.docker.com/linux/centos", "ppc64el"),
+])
+def test_official_source_on_a_published_architecture(registry, name, machine, tools, dnf_version, url, arch):
+    plan = registry.plan(facts_on(name, machine, tools, dnf_version), PlanOptions(DockerSource.OFFICIAL, user="admin"))
+    assert (plan.repository.url, plan.architecture) == (url, arch)
+    if "apt-get" in tools:
+        sources = next(c for c in plan.step("install_docker").commands if isinstance(c, WriteFile))
+        assert f"\nArchitectures: {arch}\n" in sources.content
+
+
+def test_raspbian_trixie_has_no_raspbian_repository_and_uses_debians():
+    # get.docker.com does the same: Docker publishes no raspbian trixie suite.
+    text = OS_RELEASES["raspbian-12"].replace("bookworm", "trixie").replace('"12"', '"13"').replace("12 (", "13 (")
+    facts = Facts(os_release=OsRelease.from_text(text), machine="armv7l", dpkg_architecture="armhf",
+                  user="admin", uid=1000, commands=frozenset(APT))
+    registry = DriverRegistry(make_plugin_manager(load_entry_points=False, plugins=_builtins()))
+    plan = registry.plan(facts, PlanOptions(DockerSource.OFFICIAL, user="admin"))
+    assert (plan.repository.url, plan.repository.suite, plan.architecture) == (D, "trixie", "armhf")
+
+
+MACHINES = ("x86_64", "aarch64", "armv8l", "armv7l", "armv6l", "i686", "ppc64le", "ppc64", "s390x", "riscv64", "loongarch64", "mips")
+
+
+@pytest.mark.parametrize("name", sorted(n for n, row in MATRIX.items() if row[3][0] != "refused"))
+def test_an_official_plan_never_points_at_an_architecture_docker_does_not_publish(registry, name):
+    """Every OS the official source serves, on every kernel architecture: a plan only where Docker publishes."""
+    from serverprep.drivers.architectures import published_architectures
+
+    _, tools, dnf_version, _, _ = MATRIX[name]
+    for channel in ("stable", "test"):
+        for machine in MACHINES:
+            facts = facts_on(name, machine, tools, dnf_version)
+            try:
+                plan = registry.plan(facts, PlanOptions(DockerSource.OFFICIAL, user="admin", channel=channel))
+            except UnsupportedOS as e:
+                assert "only, not for" in e.message, e.message
+                continue
+            repository = plan.repository.url.rsplit("/", 1)[1]
+            assert plan.architecture in published_architectures(repository, channel), (name, machine, channel)
