@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import register, wait_done
+from conftest import wait_done
 from serverprep.v1 import preparations_pb2
 
 REPO = Path(__file__).resolve().parents[2]
