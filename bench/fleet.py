@@ -1,0 +1,288 @@
+"""Fleet benchmark: N servers prepared by serverprep, the raw asyncssh floor, pyinfra and Ansible, side by side.
+
+    sudo .venv/bin/python bench/fleet.py --servers 10,100 --rounds 3 --tools serverprep,floor,pyinfra,ansible
+    sudo .venv/bin/python bench/fleet.py --smoke
+
+See bench/README.md for what is measured, how, and what the figures mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import peers
+import procs
+import recording
+import sprun
+from fleethost import Counts, FleetHost, fleet_host
+from measure import CpuMeter, loadavg, median, percentile
+
+TOOLS = ("serverprep", "floor", "pyinfra", "ansible")
+MAX_SERVERS = 2000
+MAX_ROUNDS = 10
+LOCK = Path("/run/serverprep-bench.lock")
+
+
+@dataclass
+class Sample:
+    """One tool's run at one N in one round."""
+
+    tool: str
+    servers: int
+    round: int
+    wall: float
+    peak_rss_kib: int
+    connections: float
+    sessions: float
+    tasks: float
+    db_commits: float | None = None
+    failures: list[str] = field(default_factory=list)
+    prepare_ms: list[float] = field(default_factory=list)
+    status_ms: list[float] = field(default_factory=list)
+    observed: float | None = None
+    cpu_busy: float = 0.0
+    sshd_refusals: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Options:
+    readers: int
+    status_rate: float
+    prepare_window: int
+    run_timeout: float
+    profile: Path | None
+
+
+def run_tool(tool: str, host: FleetHost, rec: recording.Recording, n: int, rnd: int, opts: Options, work: Path) -> Sample:
+    before = host.counts()
+    cpu = CpuMeter()
+    extra: dict = {}
+    if tool == "serverprep":
+        extra = _run_serverprep(host, n, rnd, opts, work)
+        wall, rss, failures = extra.pop("wall"), extra.pop("peak_rss_kib"), extra.pop("failures")
+    else:
+        runner: Callable[..., peers.PeerResult] = {
+            "floor": peers.run_floor, "pyinfra": peers.run_pyinfra, "ansible": peers.run_ansible,
+        }[tool]
+        result = runner(host, rec, n, opts.run_timeout)
+        wall, rss, failures = result.wall, result.peak_rss_kib, result.failures
+    busy = cpu.busy()
+    delta: Counts = host.counts() - before
+    return Sample(
+        tool=tool, servers=n, round=rnd, wall=wall, peak_rss_kib=rss, connections=delta.connections / n,
+        sessions=delta.sessions / n, tasks=delta.tasks / n, failures=failures, cpu_busy=busy,
+        sshd_refusals=delta.refusals[:20], **extra,
+    )
+
+
+def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path) -> dict:
+    data = work / f"serverprep-n{n}-r{rnd}"
+    with sprun.service(data, max_concurrent=n) as svc:
+        names = sprun.server_names(n)
+        asyncio.run(sprun.register(svc.address, host, names))
+        profiler = _start_profiler(svc.pid, opts.profile, n) if opts.profile and rnd == 0 else None
+        try:
+            result = asyncio.run(sprun.prepare_fleet(
+                svc, names, readers=min(opts.readers, n), status_rate=opts.status_rate,
+                prepare_window=opts.prepare_window or n, timeout=opts.run_timeout,
+            ))
+        finally:
+            if profiler is not None:
+                _stop_profiler(profiler)
+    commits = result.db_commits / n if result.db_commits is not None else None
+    return {
+        "wall": result.wall, "peak_rss_kib": result.peak_rss_kib, "failures": result.failures + result.reader_problems,
+        "db_commits": commits, "prepare_ms": result.prepare_ms, "status_ms": result.status_ms, "observed": result.observed,
+    }
+
+
+def _start_profiler(pid: int, directory: Path, n: int) -> subprocess.Popen:
+    venv = peers.ensure_venv()
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"serverprep-n{n}.txt"
+    argv = [str(venv / "bin/py-spy"), "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+            "--threads", "--nonblocking", "--output", str(out)]
+    proc = procs.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches before the first Prepare
+    return proc
+
+
+def _stop_profiler(proc: subprocess.Popen) -> None:
+    # py-spy writes its output when interrupted.
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(30)
+    procs.stop(proc)
+
+
+# -- the report ------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None or value != value:
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def table(samples: list[Sample], n: int, tools: list[str]) -> str:
+    floor = {s.round: s.wall for s in samples if s.tool == "floor" and s.servers == n and not s.failures}
+    rows = [
+        "| tool | wall (median) | vs floor (median of per-round ratios) | peak RSS | SSH connections / server "
+        "| SSH sessions / server | processes / server | DB commits / server | failed runs |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for tool in tools:
+        mine = [s for s in samples if s.tool == tool and s.servers == n]
+        if not mine:
+            continue
+        ok = [s for s in mine if not s.failures]
+        ratios = [s.wall / floor[s.round] for s in ok if s.round in floor]
+        rss = median([s.peak_rss_kib / 1024 for s in ok])
+        label = "**serverprep**" if tool == "serverprep" else tool
+        rows.append(
+            f"| {label} | {_fmt(median([s.wall for s in ok]), 2)} s | {_fmt(median(ratios), 2)} | {_fmt(rss, 0)} MiB "
+            f"| {_fmt(median([s.connections for s in ok]))} | {_fmt(median([s.sessions for s in ok]))} "
+            f"| {_fmt(median([s.tasks for s in ok]), 0)} "
+            f"| {_fmt(median([s.db_commits for s in ok if s.db_commits is not None]) if tool == 'serverprep' else None)} "
+            f"| {len(mine) - len(ok)} of {len(mine)} |"
+        )
+    return "\n".join(rows)
+
+
+def latency(samples: list[Sample], n: int) -> str:
+    mine = [s for s in samples if s.tool == "serverprep" and s.servers == n]
+    prepare = [v for s in mine for v in s.prepare_ms]
+    status = [v for s in mine for v in s.status_ms]
+    if not mine:
+        return ""
+    return (
+        f"serverprep RPC latency while the fleet runs (all rounds): Prepare p50 {_fmt(percentile(prepare, 50))} ms, "
+        f"p99 {_fmt(percentile(prepare, 99))} ms over {len(prepare)} calls; "
+        f"Status p50 {_fmt(percentile(status, 50))} ms, p99 {_fmt(percentile(status, 99))} ms over {len(status)} calls"
+    )
+
+
+def report(samples: list[Sample], n: int, tools: list[str], rounds: int, load: tuple[str, str]) -> str:
+    mine = [s for s in samples if s.servers == n]
+    busy = median([s.cpu_busy * 100 for s in mine])
+    lines = [
+        f"### N = {n} ({rounds} round{'s' if rounds > 1 else ''}; load average before {load[0]}, after {load[1]}; "
+        f"machine CPU busy during runs: median {_fmt(busy, 0)} %)",
+        "",
+        table(samples, n, tools),
+        "",
+    ]
+    text = latency(samples, n)
+    if text:
+        lines += [text, ""]
+    for s in mine:
+        for failure in s.failures[:5]:
+            lines.append(f"- round {s.round + 1}, {s.tool}: {failure.splitlines()[0] if failure else failure}")
+        if s.sshd_refusals:
+            lines.append(f"- round {s.round + 1}, {s.tool}: sshd: {s.sshd_refusals[0]} ({len(s.sshd_refusals)} such lines)")
+    return "\n".join(lines)
+
+
+# -- main ----------------------------------------------------------------------------
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--servers", default="10,100", help=f"comma-separated N values (each 1..{MAX_SERVERS}; default 10,100)")
+    p.add_argument("--rounds", type=int, default=3, help=f"rounds per N, tools alternating (1..{MAX_ROUNDS}; default 3)")
+    p.add_argument("--tools", help="comma-separated, from " + ",".join(TOOLS) + " (default: all; --smoke: serverprep,floor)")
+    p.add_argument("--readers", type=int, default=10, help="live StreamLogs readers on a sample of servers (default 10)")
+    p.add_argument("--status-rate", type=float, default=50, help="Status polls per second in all, one in flight (default 50)")
+    p.add_argument("--prepare-window", type=int, default=0, help="Prepare calls in flight at once (default 0: all N)")
+    p.add_argument("--run-timeout", type=float, default=600, help="seconds one tool's run may take (default 600)")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds the whole benchmark may take (default 3600)")
+    p.add_argument("--profile", type=Path, help="also run py-spy on `serverprep serve` in each N's first round; output here")
+    p.add_argument("--json", type=Path, help="write every sample (and the recording) to this file")
+    p.add_argument("--smoke", action="store_true", help="N=3, one round, serverprep and the floor (CI): proves it runs, times nothing")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.servers, args.rounds = "3", 1
+    if args.tools is None:
+        args.tools = "serverprep,floor" if args.smoke else ",".join(TOOLS)
+    try:
+        args.servers = [int(x) for x in args.servers.split(",")]
+    except ValueError:
+        p.error(f"--servers: expected numbers separated by commas, got {args.servers!r}")
+    if not all(1 <= n <= MAX_SERVERS for n in args.servers):
+        p.error(f"--servers: each N must be between 1 and {MAX_SERVERS}")
+    if not 1 <= args.rounds <= MAX_ROUNDS:
+        p.error(f"--rounds must be between 1 and {MAX_ROUNDS}")
+    args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = [t for t in args.tools if t not in TOOLS]
+    if unknown:
+        p.error(f"--tools: unknown {', '.join(unknown)}; choose from {', '.join(TOOLS)}")
+    if "floor" not in args.tools:
+        args.tools.insert(0, "floor")  # every ratio is to the floor of the same round
+    for name in ("readers", "prepare_window"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must not be negative")
+    if not 0 < args.status_rate <= 1000:
+        p.error("--status-rate must be in (0, 1000]")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    opts = Options(args.readers, args.status_rate, args.prepare_window, args.run_timeout, args.profile)
+    samples: list[Sample] = []
+    reports: list[str] = []
+    with open(LOCK, "w") as lock, procs.guarded(args.timeout), tempfile.TemporaryDirectory(prefix="spb-run-") as tmp:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"bench: another benchmark holds {LOCK}; run one at a time", file=sys.stderr)
+            return 2
+        if {"pyinfra", "ansible"} & set(args.tools) or args.profile:
+            peers.ensure_venv()
+        work = Path(tmp)
+        rec = recording.record_serverprep()
+        print(f"recorded from one serverprep preparation: {rec.summary()}", flush=True)
+        with fleet_host(max(args.servers)) as host:
+            for n in args.servers:
+                load_before = loadavg()
+                for rnd in range(args.rounds):
+                    # Rotate the order every round so that no tool always runs first (or last).
+                    order = args.tools[rnd % len(args.tools) :] + args.tools[: rnd % len(args.tools)]
+                    for tool in order:
+                        sample = run_tool(tool, host, rec, n, rnd, opts, work)
+                        samples.append(sample)
+                        status = "FAILED: " + sample.failures[0].splitlines()[0] if sample.failures else "ok"
+                        print(f"N={n} round {rnd + 1}/{args.rounds} {tool}: {_fmt(sample.wall, 2)} s, "
+                              f"{sample.sessions:.1f} sessions/server, {status}", flush=True)
+                reports.append(report(samples, n, args.tools, args.rounds, (load_before, loadavg())))
+                print("\n" + reports[-1] + "\n", flush=True)
+            if args.json:
+                args.json.write_text(json.dumps({"recording": rec.to_json(), "samples": [asdict(s) for s in samples]}, indent=1))
+    if args.profile:
+        from profile_summary import summarize
+
+        for path in sorted(args.profile.glob("serverprep-n*.txt")):
+            print(f"\n### py-spy profile of `serverprep serve`, {path.name}\n\n{summarize(path)}")
+    return 1 if any(s.failures for s in samples) else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except (procs.BenchTimeout, KeyboardInterrupt) as e:
+        print(f"bench: {e or 'interrupted'}; every process it started was stopped", file=sys.stderr)
+        sys.exit(130 if isinstance(e, KeyboardInterrupt) else 124)

@@ -1,0 +1,122 @@
+"""What the benchmarks read from outside the measured programs: SQLite commits, memory, percentiles, load."""
+
+from __future__ import annotations
+
+import statistics
+import struct
+import threading
+from pathlib import Path
+
+
+class WalCommits:
+    """Write transactions committed to an SQLite database in WAL mode, read without touching it.
+
+    SQLite keeps a header in the wal-index (the ``-shm`` file beside the database) whose
+    ``iChange`` field every committing writer increments (wal.c, ``WalIndexHdr``). The header is
+    stored twice; a reading is accepted when both copies agree. Nothing is locked or written, so
+    the database works exactly as without the bench. ``None`` when the file is not there (not
+    SQLite, or not in WAL mode).
+    """
+
+    HEADER = 48
+    ICHANGE = 8
+
+    def __init__(self, shm: Path):
+        self.shm = shm
+
+    def read(self) -> int | None:
+        for _ in range(100):
+            try:
+                with open(self.shm, "rb") as f:
+                    head = f.read(2 * self.HEADER)
+            except FileNotFoundError:
+                return None
+            if len(head) < 2 * self.HEADER:
+                return None
+            if head[: self.HEADER] == head[self.HEADER :]:
+                # Native byte order: SQLite writes the wal-index in the machine's own.
+                return struct.unpack_from("=I", head, self.ICHANGE)[0]
+        return None
+
+
+def commits_between(before: int | None, after: int | None) -> int | None:
+    if before is None or after is None:
+        return None
+    return (after - before) % 2**32
+
+
+class RssSampler:
+    """VmRSS of a process sampled every ``interval`` seconds, for a curve over time."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        self.pid = pid
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-rss", daemon=True)
+
+    def start(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        import time
+
+        started = time.monotonic()
+        while not self._stop.is_set():
+            rss = vm_field(self.pid, "VmRSS")
+            if rss:
+                self.samples.append((time.monotonic() - started, rss))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> list[tuple[float, int]]:
+        self._stop.set()
+        self._thread.join(5)
+        return self.samples
+
+
+def vm_field(pid: int, name: str) -> int:
+    """A Vm* field of /proc/PID/status in KiB (VmRSS now, VmHWM the peak); 0 when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100), by the nearest-rank method; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+class CpuMeter:
+    """Share of the machine's CPU time spent busy between start and stop (all processes, all cores)."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields[:8]), idle
+
+    def busy(self) -> float:
+        total, idle = self._read()
+        dt, di = total - self._start[0], idle - self._start[1]
+        return 1 - di / dt if dt else 0.0
