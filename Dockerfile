@@ -6,7 +6,7 @@ COPY proto ./proto
 COPY service ./service
 COPY drivers ./drivers
 COPY clients ./clients
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ./clients .
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,7 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     SERVERPREP_DATA_DIR=/data \
     SERVERPREP_LISTEN=0.0.0.0:50051
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/serverprep-*.whl \
+RUN pip install --no-cache-dir --no-index --find-links=/wheels serverprep==0.2.0 \
     && rm -rf /wheels \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin serverprep \
     && install -d -o serverprep -g serverprep -m 0700 /data

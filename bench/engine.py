@@ -19,11 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import DEBIAN_12, wait_done  # noqa: E402
 from harness.service import ServiceThread  # noqa: E402
 from harness.targets import behave, simulated_host  # noqa: E402
-from serverprep.service.engine import EngineSettings  # noqa: E402
 
 
 def main() -> None:
-    svc = ServiceThread(Path(tempfile.mkdtemp()), engine=EngineSettings(max_concurrent=32)).start()
+    svc = ServiceThread(Path(tempfile.mkdtemp()), max_concurrent=32).start()
     client = svc.client()
     with simulated_host("sp-sim", DEBIAN_12) as target:
         behave(target, "systemctl", 'case "$1" in is-enabled|is-active) exit 3;; esac')

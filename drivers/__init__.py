@@ -32,8 +32,18 @@ and implements the hook in that module::
 
 Commands are data (:class:`Command`, :class:`Shell`, :class:`WriteFile`): values go
 in argument lists and serverprep quotes them, so nothing a user typed is ever
-spliced into shell text. The hook specifications live in
-:mod:`serverprep.drivers.hookspecs`.
+spliced into shell text.
+
+A driver that needs a fact serverprep does not gather declares a read-only probe; its
+result reaches ``plan`` in ``facts.probes``::
+
+    @hookimpl
+    def serverprep_fact_probes():
+        return [Probe("zypper_version", Command(("zypper", "--version")))]
+
+    # in plan():  result = facts.probe("zypper_version")  -> ProbeResult(exit_code, output)
+
+The hook specifications live in :mod:`serverprep.drivers.hookspecs`.
 """
 
 from __future__ import annotations
@@ -52,6 +62,8 @@ from serverprep.drivers.types import (
     Facts,
     Plan,
     PlanOptions,
+    Probe,
+    ProbeResult,
     Repository,
     StepPlan,
     Unsupported,
@@ -72,6 +84,8 @@ __all__ = [
     "OsRelease",
     "Plan",
     "PlanOptions",
+    "Probe",
+    "ProbeResult",
     "RemoteCommand",
     "Repository",
     "Shell",

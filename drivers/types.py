@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
@@ -49,6 +50,46 @@ def machine_to_arch(machine: str) -> str:
     return _MACHINE_ARCH.get(machine, machine)
 
 
+_PROBE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A read-only command whose output a driver decides on, run in the facts round trip.
+
+    Plugins declare probes with the ``serverprep_fact_probes`` hook; serverprep runs every
+    installed probe as the login user (no sudo), with standard input closed and standard
+    error discarded, before any driver is chosen, and hands the results to the driver as
+    ``facts.probes[name]``. A probe must change nothing and be quick: the whole round trip
+    is bounded in time and output (each probe's output is cut at ``MAX_OUTPUT`` bytes).
+
+    >>> Probe("zypper_version", Command(("zypper", "--version")))
+    Probe(name='zypper_version', command=Command(argv=('zypper', '--version'), env={}), description='')
+    """
+
+    name: str
+    command: RemoteCommand
+    description: str = ""
+
+    MAX_OUTPUT = 64 * 1024
+
+    def __post_init__(self) -> None:
+        if not _PROBE_NAME.fullmatch(self.name):
+            raise ValueError(f"probe name {self.name!r}: use lower-case letters, digits and '_', starting with a letter")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What a probe printed on standard output (without the final newline), and its exit status."""
+
+    exit_code: int
+    output: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
 @dataclass(frozen=True)
 class Facts:
     """What serverprep learned about a server in one read-only round trip."""
@@ -67,6 +108,8 @@ class Facts:
     docker_version: str = ""
     #: First line of ``dnf --version`` (dnf5 prints "dnf5 version 5...").
     dnf_version: str = ""
+    #: Results of the probes plugins declared (``serverprep_fact_probes``), by probe name.
+    probes: Mapping[str, ProbeResult] = field(default_factory=dict)
 
     @property
     def is_root(self) -> bool:
@@ -79,6 +122,10 @@ class Facts:
 
     def has(self, program: str) -> bool:
         return program in self.commands
+
+    def probe(self, name: str) -> ProbeResult | None:
+        """The result of probe ``name``, or None when no installed plugin declared it."""
+        return self.probes.get(name)
 
 
 DEFAULT_REPOSITORY = "https://download.docker.com"
@@ -173,18 +220,23 @@ class Plan:
                 return s
         raise KeyError(name)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The plan as plain data: exactly the shell commands each step runs."""
+    def operating_system(self) -> dict[str, str]:
+        """What the plan was made for, as shown to people and stored with a preparation."""
         osr = self.os_release
         return {
+            "id": osr.id,
+            "version_id": osr.version_id,
+            "pretty_name": osr.describe(),
+            "codename": self.codename,
+            "architecture": self.architecture,
             "driver": self.driver,
-            "operating_system": {
-                "id": osr.id,
-                "version_id": osr.version_id,
-                "pretty_name": osr.describe(),
-                "codename": self.codename,
-                "architecture": self.architecture,
-            },
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as plain data: exactly the shell commands each step runs."""
+        return {
+            "driver": self.driver,
+            "operating_system": self.operating_system(),
             "repository": None
             if self.repository is None
             else {
@@ -216,6 +268,12 @@ class Driver(Protocol):
     claims (for ``serverprep drivers``). ``match`` says how specifically it claims an
     OS: ``None`` (not at all), 1 (through ID_LIKE), 2 (by ID), higher for a more
     specific claim; the highest claim wins and a tie is an error.
+
+    A driver may also define ``typical_facts(facts: Facts) -> Facts``: given the facts an
+    offline plan starts from (os-release, architecture, user), return what a typical
+    install of that OS would report (its package tools, their versions). ``serverprep
+    plan`` uses it to plan without a server; a driver without it plans from those facts
+    as they are.
     """
 
     name: str
@@ -245,6 +303,8 @@ __all__ = [
     "Facts",
     "Plan",
     "PlanOptions",
+    "Probe",
+    "ProbeResult",
     "Repository",
     "StepPlan",
     "Unsupported",

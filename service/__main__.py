@@ -2,6 +2,6 @@
 
 import sys
 
-from serverprep.clients.cli import main
+from serverprep.service.commands import main_serve
 
-sys.exit(main(["serve", *sys.argv[1:]]))
+sys.exit(main_serve(sys.argv[1:]))

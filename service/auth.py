@@ -9,15 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from serverprep.service.errors import ServerprepError, Unauthenticated
+
+from serverprep.service.errors import InsecureListen, Unauthenticated
 from serverprep.service.rpcerrors import to_status
 
 # Health checks stay open so that load balancers and container runtimes can probe.
 OPEN_METHODS = ("/grpc.health.v1.Health/",)
-
-
-class Exposed(ServerprepError):
-    reason = "INSECURE_LISTEN"
 
 
 def is_loopback(listen: str) -> bool:
@@ -34,7 +31,7 @@ def check_exposure(listen: str, *, tls: bool, token: bool, insecure: bool) -> No
     """Refuse to serve a non-loopback address in the clear and without a token, unless told to."""
     if is_loopback(listen) or tls or token or insecure:
         return
-    raise Exposed(
+    raise InsecureListen(
         f"refusing to listen on {listen} without TLS or a token: anyone who can reach it could run commands "
         "as root on your servers. Give --tls-cert/--tls-key, --token-file (or $SERVERPREP_TOKEN), or --insecure."
     )

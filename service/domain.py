@@ -1,12 +1,21 @@
-"""Domain types shared by the engine, the store and the API edge."""
+"""Domain types shared by the use cases, the runner, the store and the API edge."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import enum
+import hashlib
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+from serverprep.drivers.commands import mask_credentials
+
+#: Seconds a step may run before it is stopped, unless the caller says otherwise.
+DEFAULT_STEP_TIMEOUT = 900.0
 
 
 class PrepState(str, enum.Enum):
@@ -16,9 +25,15 @@ class PrepState(str, enum.Enum):
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
 
+    #: The states in which a preparation holds its server (set below the class).
+    ACTIVE: ClassVar[frozenset[PrepState]]
+
     @property
     def active(self) -> bool:
-        return self in (PrepState.PENDING, PrepState.RUNNING)
+        return self in PrepState.ACTIVE
+
+
+PrepState.ACTIVE = frozenset({PrepState.PENDING, PrepState.RUNNING})
 
 
 class StepState(str, enum.Enum):
@@ -28,9 +43,15 @@ class StepState(str, enum.Enum):
     SKIPPED = "SKIPPED"
     FAILED = "FAILED"
 
+    #: A step in one of these states is not run again by a Retry (set below the class).
+    DONE: ClassVar[frozenset[StepState]]
+
     @property
     def done(self) -> bool:
-        return self in (StepState.SUCCEEDED, StepState.SKIPPED)
+        return self in StepState.DONE
+
+
+StepState.DONE = frozenset({StepState.SUCCEEDED, StepState.SKIPPED})
 
 
 class Stream(str, enum.Enum):
@@ -48,7 +69,10 @@ class Secrets:
     password: str = field(default="", repr=False)
     sudo_password: str = field(default="", repr=False)
 
+    NAMES: ClassVar[tuple[str, ...]] = ("private_key", "private_key_passphrase", "password", "sudo_password")
+
     def values(self) -> list[str]:
+        """The secrets that could appear in output (a private key never does)."""
         return [v for v in (self.private_key_passphrase, self.password, self.sudo_password) if v]
 
 
@@ -75,17 +99,61 @@ class Server:
     created_at: float
     secrets: Secrets = field(default_factory=Secrets, repr=False)
 
+    @property
+    def host_key_fingerprint(self) -> str:
+        return host_key_fingerprint(self.host_key)
+
+
+@dataclass(frozen=True)
+class ServerChange:
+    """A typed update of a server: None leaves a field as it is.
+
+    ``host_key`` pins a key (and stops trusting the first one seen); ``accept_new_host_key``
+    forgets the pinned key so that the next connection pins a new one.
+    """
+
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    private_key: str | None = None
+    private_key_passphrase: str | None = None
+    password: str | None = None
+    sudo_password: str | None = None
+    host_key: str | None = None
+    accept_new_host_key: bool = False
+
+    def is_empty(self) -> bool:
+        return self == ServerChange()
+
+    def secrets(self) -> dict[str, str]:
+        return {name: value for name in Secrets.NAMES if (value := getattr(self, name)) is not None}
+
+
+def host_key_fingerprint(host_key: str) -> str:
+    """SHA256 fingerprint of an OpenSSH public key line, as ``ssh-keygen -l`` shows it."""
+    parts = host_key.split()
+    if len(parts) < 2:
+        return ""
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
 
 @dataclass(frozen=True)
 class Options:
     docker_source: str = "official"
-    step_timeout: float = 900.0
+    step_timeout: float = DEFAULT_STEP_TIMEOUT
     docker_version: str = ""
     channel: str = "stable"
     repository_url: str = ""
     http_proxy: str = ""
     https_proxy: str = ""
     no_proxy: str = ""
+
+    #: Fields that may carry a password (proxy URLs): stored encrypted, shown masked.
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("http_proxy", "https_proxy")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -94,15 +162,19 @@ class Options:
     def from_json(cls, data: dict[str, Any]) -> Options:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["step_timeout"] = float(values.get("step_timeout", 900.0))
+        values["step_timeout"] = float(values.get("step_timeout", DEFAULT_STEP_TIMEOUT))
         return cls(**values)
+
+    def public(self) -> Options:
+        """These options as they may be shown: passwords in proxy URLs masked."""
+        return dataclasses.replace(self, **{name: mask_credentials(getattr(self, name)) for name in self.SECRET_FIELDS})
 
     def secrets(self) -> list[str]:
         """Passwords inside proxy URLs: to be redacted wherever text is shown."""
         found = []
-        for url in (self.http_proxy, self.https_proxy):
+        for name in self.SECRET_FIELDS:
             try:
-                password = urllib.parse.urlsplit(url).password
+                password = urllib.parse.urlsplit(getattr(self, name)).password
             except ValueError:
                 password = None
             if password:
@@ -152,6 +224,40 @@ class Preparation:
 
 
 @dataclass(frozen=True)
+class StepChange:
+    """A step's transition, stored together with the log entry that announces it.
+
+    RUNNING begins a new attempt (start time now, end time, exit code and message cleared);
+    any other state ends the step.
+    """
+
+    name: str
+    state: StepState
+    at: float
+    message: str = ""
+    exit_code: int | None = None
+
+    @property
+    def begins(self) -> bool:
+        return self.state is StepState.RUNNING
+
+
+@dataclass(frozen=True)
+class PrepChange:
+    """A preparation's move to a final state (RUNNING is taken with Store.start_running)."""
+
+    state: PrepState
+    at: float
+    reason: str = ""
+    message: str = ""
+    failed_step: str = ""
+
+    def __post_init__(self) -> None:
+        if self.state.active:
+            raise ValueError(f"a PrepChange ends a preparation; {self.state.value} is not final")
+
+
+@dataclass(frozen=True)
 class LogEntry:
     seq: int
     time: float
@@ -160,3 +266,18 @@ class LogEntry:
     text: str
     step_state: StepState | None = None
     prep_state: PrepState | None = None
+
+
+def redactor(secrets: list[str]) -> Callable[[str], str]:
+    """Replace every secret (of 4+ characters) in a text with ********."""
+    values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+    if not values:
+        return lambda text: text
+
+    def redact(text: str) -> str:
+        for value in values:
+            if value in text:
+                text = text.replace(value, "********")
+        return text
+
+    return redact

@@ -82,6 +82,30 @@ class StorageError(ServerprepError):
     reason = "STORAGE_ERROR"
 
 
+class StreamTooSlow(ServerprepError):
+    """A log reader fell too far behind the live entries; it resumes by sequence number."""
+
+    reason = "STREAM_TOO_SLOW"
+
+
+class InsecureListen(ServerprepError):
+    """Refusal to serve a non-loopback address in the clear and without a token."""
+
+    reason = "INSECURE_LISTEN"
+
+
+class InvalidSetting(ServerprepError, ValueError):
+    """A setting of the service that cannot work (told before anything starts)."""
+
+    reason = "INVALID_SETTING"
+
+
+class Internal(ServerprepError):
+    """A bug in serverprep: the preparation ends instead of staying RUNNING forever."""
+
+    reason = "INTERNAL"
+
+
 # -- the server being prepared ----------------------------------------------
 
 
@@ -132,8 +156,11 @@ class FactsFailed(RemoteError):
 class StepFailed(RemoteError):
     reason = "STEP_FAILED"
 
-    def __init__(self, message: str, *, exit_code: int | None = None, command: str = "", **kw):
-        super().__init__(message, **kw)
+    def __init__(
+        self, message: str, *, exit_code: int | None = None, command: str = "",
+        metadata: Mapping[str, str] | None = None, reason: str | None = None,
+    ):
+        super().__init__(message, metadata=metadata, reason=reason)
         self.exit_code = exit_code
         self.command = command
 

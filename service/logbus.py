@@ -6,10 +6,9 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
-from serverprep.service.domain import LogEntry, PrepState, StepState, Stream
-from serverprep.service.errors import PreparationNotFound, ServerprepError
+from serverprep.service.domain import LogEntry, PrepChange, PrepState, StepChange, StepState, Stream
+from serverprep.service.errors import PreparationNotFound, ServerprepError, ServiceUnavailable, StreamTooSlow
 from serverprep.service.store import Store
 
 log = logging.getLogger(__name__)
@@ -31,13 +30,7 @@ SHUTDOWN = _Shutdown()
 END = None
 
 
-class SubscriberTooSlow(ServerprepError):
-    reason = "STREAM_TOO_SLOW"
-
-
 def _stopping(last: int) -> ServerprepError:
-    from serverprep.service.errors import ServiceUnavailable
-
     return ServiceUnavailable(
         f"serverprep is shutting down; reconnect and resume with after_seq={last}",
         metadata={"resume_after_seq": str(last)},
@@ -103,14 +96,12 @@ class Journal:
             self._wake.set()  # the flusher stores everything that arrives within FLUSH_INTERVAL
         return entry
 
-    async def flush(self, *, step_update: tuple[str, dict[str, Any]] | None = None, prep_update: dict[str, Any] | None = None) -> None:
+    async def flush(self, *, step: StepChange | None = None, end: PrepChange | None = None) -> None:
         """Store pending entries (and a state change) in one transaction."""
         async with self._lock:
             self.inflight, self.pending = self.pending, []
             try:
-                await self.store.run(
-                    self.store.append_logs, self.prep_id, self.inflight, step_update=step_update, prep_update=prep_update
-                )
+                await self.store.append_logs(self.prep_id, self.inflight, step, end)
             except BaseException:
                 # Keep them for the next flush: nothing is dropped because a write failed.
                 self.pending[:0] = self.inflight
@@ -199,7 +190,7 @@ class LogBus:
         last = after_seq
         try:
             while True:
-                rows = await self.store.run(self.store.read_logs, prep_id, last, 1000)
+                rows = await self.store.read_logs(prep_id, last, 1000)
                 if not rows:
                     break
                 last = rows[-1].seq
@@ -230,7 +221,7 @@ class LogBus:
                     if isinstance(item, _Overflow):
                         if batch:
                             yield batch
-                        raise SubscriberTooSlow(
+                        raise StreamTooSlow(
                             f"log reader fell more than {self.subscriber_limit} entries behind; "
                             f"resume with after_seq={last}",
                             metadata={"resume_after_seq": str(last)},
@@ -251,11 +242,11 @@ class LogBus:
         """Follow a preparation this process does not run (another replica, or already over)."""
         while True:
             try:
-                prep = await self.store.run(self.store.get_preparation, prep_id)
+                prep = await self.store.get_preparation(prep_id)
             except PreparationNotFound:
                 return
             while True:
-                rows = await self.store.run(self.store.read_logs, prep_id, last, 1000)
+                rows = await self.store.read_logs(prep_id, last, 1000)
                 if not rows:
                     break
                 last = rows[-1].seq

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 import pluggy
 
-from serverprep.drivers import Driver, Facts, OsRelease, Plan, PlanOptions, Unsupported, hookspecs
+from serverprep.drivers import Driver, Facts, OsRelease, Plan, PlanOptions, Probe, Unsupported, hookspecs
 from serverprep.service.errors import DriverConflict, DriverError, UnsupportedOS
 
 ENTRY_POINT_GROUP = "serverprep.drivers"
@@ -32,12 +32,35 @@ def make_plugin_manager(*, load_entry_points: bool = True, plugins: Iterable[obj
 
 
 class DriverRegistry:
-    """Installed drivers, and the choice of one for an OS."""
+    """Installed drivers and fact probes, and the choice of a driver for an OS."""
 
     def __init__(self, pm: pluggy.PluginManager):
         self.pm = pm
         self.drivers: list[Driver] = []
         self.origin: dict[str, str] = {}
+        self.probes: list[Probe] = []
+        self._collect_drivers(pm)
+        self._collect_probes(pm)
+
+    def _collect_probes(self, pm: pluggy.PluginManager) -> None:
+        owner: dict[str, str] = {}
+        for impl in pm.hook.serverprep_fact_probes.get_hookimpls():
+            plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
+            try:
+                provided = impl.function()
+            except Exception as e:
+                raise DriverError(f"plugin {plugin_name!r} failed to list its fact probes: {type(e).__name__}: {e}") from e
+            for probe in provided or ():
+                if not isinstance(probe, Probe):
+                    raise DriverError(f"plugin {plugin_name!r} returned {probe!r}, which is not a Probe")
+                if probe.name in owner:
+                    raise DriverConflict(
+                        f"two plugins declare a fact probe named {probe.name!r}: {owner[probe.name]!r} and {plugin_name!r}"
+                    )
+                owner[probe.name] = plugin_name
+                self.probes.append(probe)
+
+    def _collect_drivers(self, pm: pluggy.PluginManager) -> None:
         for impl in pm.hook.serverprep_drivers.get_hookimpls():
             plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
             try:
@@ -99,6 +122,20 @@ class DriverRegistry:
         if not isinstance(plan, Plan):
             raise DriverError(f"driver {driver.name!r} (plugin {self.origin[driver.name]!r}) returned no Plan")
         return plan
+
+    def typical_facts(self, facts: Facts) -> Facts:
+        """What a typical install of the facts' OS reports, as its driver knows (for offline plans)."""
+        driver = self.select(facts.os_release)
+        typical = getattr(driver, "typical_facts", None)
+        if typical is None:
+            return facts
+        try:
+            result = typical(facts)
+        except Exception as e:
+            raise DriverError(self._blame(driver, "typical_facts", e)) from e
+        if not isinstance(result, Facts):
+            raise DriverError(f"driver {driver.name!r} (plugin {self.origin[driver.name]!r}) returned no Facts from typical_facts")
+        return result
 
     def _blame(self, driver: Driver, what: str, e: Exception) -> str:
         return f"driver {driver.name!r} (plugin {self.origin.get(driver.name, '?')!r}) failed in {what}: {type(e).__name__}: {e}"

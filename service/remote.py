@@ -1,12 +1,19 @@
-"""Pure builders of the shell text serverprep sends, and parsers of what comes back."""
+"""The shell text serverprep sends, and the parsers of what comes back, side by side.
+
+Remote scripts announce themselves on standard output with lines that start with a
+marker remote output cannot guess (:func:`new_marker`); everything else is the output
+of the commands they run.
+"""
 
 from __future__ import annotations
 
 import secrets
 import shlex
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from serverprep.drivers import Facts, OsRelease, StepPlan
+from serverprep.drivers import Facts, OsRelease, Probe, ProbeResult, StepPlan
+from serverprep.service.domain import Stream
 
 FACT_PROGRAMS = (
     "apt-get", "dpkg", "dnf", "dnf5", "yum", "microdnf", "zypper", "apk", "pacman",
@@ -19,10 +26,17 @@ def new_marker() -> str:
     return f"::serverprep-{secrets.token_hex(8)}::"
 
 
-def facts_script(marker: str) -> str:
-    """One read-only round trip that prints everything a driver decides on."""
+def facts_script(marker: str, probes: Sequence[Probe] = ()) -> str:
+    """One read-only round trip that prints everything a driver decides on.
+
+    Each probe's output comes between ``probe NAME`` and ``probe-end NAME STATUS`` lines.
+    """
     m = shlex.quote(marker)
     programs = " ".join(FACT_PROGRAMS)
+    probe_lines = [
+        f'echo "$M probe {p.name}"; ( {p.command.render()} ) </dev/null 2>/dev/null; rc=$?; echo; echo "$M probe-end {p.name} $rc"'
+        for p in probes
+    ]
     return "\n".join(
         [
             f"M={m}",
@@ -36,6 +50,7 @@ def facts_script(marker: str) -> str:
             'command -v dpkg >/dev/null 2>&1 && echo "$M dpkg-arch $(dpkg --print-architecture 2>/dev/null)"',
             'command -v docker >/dev/null 2>&1 && echo "$M docker $(docker --version 2>/dev/null)"',
             'command -v dnf >/dev/null 2>&1 && echo "$M dnf $(dnf --version 2>/dev/null | head -n 1)"',
+            *probe_lines,
             "exit 0",
         ]
     )
@@ -44,23 +59,39 @@ def facts_script(marker: str) -> str:
 def parse_facts(lines: list[str], marker: str) -> Facts:
     """Facts from the lines facts_script printed (stdout only, in order)."""
     os_lines: list[str] = []
-    in_os = False
+    section = ""
     values: dict[str, str] = {}
     commands: set[str] = set()
+    probe_output: dict[str, list[str]] = {}
+    probes: dict[str, ProbeResult] = {}
     for line in lines:
         if not line.startswith(marker):
-            if in_os:
+            if section == "os-release":
                 os_lines.append(line)
+            elif section in probe_output:
+                probe_output[section].append(line)
             continue
         key, _, value = line[len(marker) :].strip().partition(" ")
+        value = value.strip()
         if key == "os-release":
-            in_os = True
+            section = "os-release"
         elif key == "end-os-release":
-            in_os = False
+            section = ""
+        elif key == "probe":
+            section = value
+            probe_output[value] = []
+        elif key == "probe-end":
+            name, _, status = value.partition(" ")
+            output = probe_output.pop(name, [])
+            if output and output[-1] == "":
+                output.pop()  # the echo that ends output without a final newline
+            text = "\n".join(output)[: Probe.MAX_OUTPUT]
+            probes[name] = ProbeResult(exit_code=int(status) if status.isdigit() else -1, output=text)
+            section = ""
         elif key == "has":
-            commands.add(value.strip())
+            commands.add(value)
         else:
-            values[key] = value.strip()
+            values[key] = value
     uid = values.get("uid", "")
     return Facts(
         os_release=OsRelease.from_text("\n".join(os_lines)),
@@ -71,6 +102,7 @@ def parse_facts(lines: list[str], marker: str) -> Facts:
         commands=frozenset(commands),
         docker_version=values.get("docker", ""),
         dnf_version=values.get("dnf", ""),
+        probes=probes,
     )
 
 
@@ -99,6 +131,42 @@ def step_script(step: StepPlan, marker: str) -> str:
         lines.append(f"{command.render()} || {{ rc=$?; {on_failure}; }}")
     lines.append("exit 0")
     return "\n".join(lines)
+
+
+@dataclass
+class StepOutput:
+    """Reads what a step script prints: serverprep's marker lines, and the commands' output.
+
+    :meth:`feed` returns the line for the log (None for a marker line) and keeps what the
+    markers said: the process group, whether the check passed, which command runs.
+    """
+
+    marker: str
+    #: Stderr lines kept from before the script started (sudo's refusal, if any).
+    early_stderr_limit: int = 20
+    started: bool = False
+    skipped: bool = False
+    pid: int | None = None
+    command: int = -1
+    diagnostics: bool = False
+    early_stderr: list[str] = field(default_factory=list)
+
+    def feed(self, stream: Stream, text: str) -> str | None:
+        if stream is Stream.STDOUT and text.startswith(self.marker):
+            kind, _, arg = text[len(self.marker) :].strip().partition(" ")
+            if kind == "start":
+                self.started = True
+                self.pid = int(arg) if arg.isdigit() else None
+            elif kind == "skip":
+                self.skipped = True
+            elif kind == "run" and arg.isdigit():
+                self.command = int(arg)
+            elif kind == "diagnostics":
+                self.diagnostics = True
+            return None
+        if not self.started and stream is Stream.STDERR and len(self.early_stderr) < self.early_stderr_limit:
+            self.early_stderr.append(text)
+        return text
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,8 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from serverprep.clients.defaults import ERROR_DOMAIN
 from serverprep.service import errors
-from serverprep.service.logbus import SubscriberTooSlow
-
-DOMAIN = "serverprep.dev"
 
 # Most specific first: the first matching class decides.
 _CODES: list[tuple[type[errors.ServerprepError], grpc.StatusCode]] = [
@@ -23,7 +21,7 @@ _CODES: list[tuple[type[errors.ServerprepError], grpc.StatusCode]] = [
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (errors.ServiceUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.StorageError, grpc.StatusCode.UNAVAILABLE),
-    (SubscriberTooSlow, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.StreamTooSlow, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.UnsupportedOS, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.DriverConflict, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.DriverError, grpc.StatusCode.FAILED_PRECONDITION),
@@ -44,7 +42,7 @@ def code_for(error: errors.ServerprepError) -> grpc.StatusCode:
 
 def to_status(error: errors.ServerprepError) -> grpc.Status:
     code = code_for(error)
-    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)
     details = [_pack(info)]
     if isinstance(error, errors.InvalidArgument):
         bad = error_details_pb2.BadRequest(

@@ -8,6 +8,7 @@ import json
 import re
 
 from serverprep.service import ssh
+from serverprep.service.domain import DEFAULT_STEP_TIMEOUT, Options
 from serverprep.service.errors import InvalidArgument
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -109,8 +110,14 @@ def host_key(v: Violations, field: str, value: str) -> str:
         return ""
 
 
-def prepare_options(v: Violations, prefix: str, *, source: str, docker_version: str, channel: str,
-                    repository_url: str, http_proxy: str, https_proxy: str, no_proxy: str) -> None:
+def options(v: Violations, prefix: str, *, source: str | None, step_timeout: int, docker_version: str, channel: str,
+            repository_url: str, http_proxy: str, https_proxy: str, no_proxy: str) -> Options:
+    """Checked options of a preparation; ``source`` None means an unknown value was sent."""
+    if source is None:
+        v.add(f"{prefix}.docker_source", "must be DOCKER_SOURCE_OFFICIAL or DOCKER_SOURCE_DISTRO")
+        source = "official"
+    if step_timeout > MAX_STEP_TIMEOUT:
+        v.add(f"{prefix}.step_timeout_seconds", f"must be at most {MAX_STEP_TIMEOUT}")
     if docker_version:
         if not DOCKER_VERSION.match(docker_version):
             v.add(f"{prefix}.docker_version", "must be a version such as 27.3.1 or 27.3")
@@ -125,6 +132,11 @@ def prepare_options(v: Violations, prefix: str, *, source: str, docker_version: 
             v.add(f"{prefix}.{name}", "must be a proxy URL such as http://proxy.example:3128")
     if not NO_PROXY.match(no_proxy):
         v.add(f"{prefix}.no_proxy", "must be a comma-separated list of hosts, domains or networks")
+    return Options(
+        docker_source=source, step_timeout=float(step_timeout) if step_timeout else DEFAULT_STEP_TIMEOUT,
+        docker_version=docker_version, channel=channel or "stable", repository_url=repository_url,
+        http_proxy=http_proxy, https_proxy=https_proxy, no_proxy=no_proxy,
+    )
 
 
 def preparation_id(v: Violations, field: str, value: str) -> None:

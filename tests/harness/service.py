@@ -15,22 +15,19 @@ from pathlib import Path
 import grpc
 
 from serverprep.clients.client import Client
-from serverprep.service.engine import EngineSettings
 from serverprep.service.plugins import DriverRegistry
-from serverprep.service.server import Service, Settings
+from serverprep.service.server import Service
+from serverprep.service.settings import Settings
+
+#: Shorter than the defaults, so that fault tests end quickly.
+TEST_SETTINGS = {"connect_timeout": 5.0, "keepalive_interval": 2.0, "keepalive_count_max": 3, "kill_grace": 1.0, "shutdown_grace": 2.0}
 
 
 class ServiceThread:
     """A Service on 127.0.0.1:<free port>, its event loop in a background thread."""
 
-    def __init__(self, data_dir: Path, *, database_url: str = "", engine: EngineSettings | None = None, drivers: DriverRegistry | None = None):
-        self.settings = Settings(
-            listen="127.0.0.1:0",
-            data_dir=data_dir,
-            database_url=database_url,
-            shutdown_grace=2.0,
-            engine=engine or EngineSettings(connect_timeout=5, keepalive_interval=2, keepalive_count_max=3, kill_grace=1.0),
-        )
+    def __init__(self, data_dir: Path, *, drivers: DriverRegistry | None = None, **settings: object):
+        self.settings = Settings(listen="127.0.0.1:0", data_dir=data_dir, **{**TEST_SETTINGS, **settings})  # type: ignore[arg-type]
         self.drivers = drivers
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="serverprep-test-service", daemon=True)
@@ -70,7 +67,7 @@ def service_process(data_dir: Path, *extra: str, env: dict[str, str] | None = No
     address = f"127.0.0.1:{port}"
     log = open(data_dir / "service.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "serverprep.clients.cli", "serve", "--listen", address, "--data-dir", str(data_dir), *extra],
+        [sys.executable, "-m", "serverprep.service", "--listen", address, "--data-dir", str(data_dir), *extra],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
     )
     try:

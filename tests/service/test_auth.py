@@ -12,7 +12,8 @@ from conftest import GRPCURL
 from harness.service import ServiceThread
 from harness.tls import make_pki
 from serverprep.clients.client import Client, ServerprepClientError
-from serverprep.service.auth import Exposed, check_exposure
+from serverprep.service.auth import check_exposure
+from serverprep.service.errors import InsecureListen
 
 
 def start(tmp_path, **settings):
@@ -76,7 +77,7 @@ def test_exposure_check(listen, ok):
     if ok:
         check_exposure(listen, tls=False, token=False, insecure=False)
     else:
-        with pytest.raises(Exposed, match="refusing to listen"):
+        with pytest.raises(InsecureListen, match="refusing to listen"):
             check_exposure(listen, tls=False, token=False, insecure=False)
         check_exposure(listen, tls=True, token=False, insecure=False)
         check_exposure(listen, tls=False, token=True, insecure=False)

@@ -2,11 +2,11 @@
 floods of concurrent calls, stalled log readers, hostile input. Figures are printed (-s)."""
 
 import os
-from pathlib import Path
 import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -15,7 +15,6 @@ from conftest import SIM_USER, register, wait_done, wait_step
 from harness.service import ServiceThread, service_process
 from harness.targets import behave
 from serverprep.clients.client import Client, ServerprepClientError
-from serverprep.service.engine import EngineSettings
 from serverprep.v1 import preparations_pb2 as pb
 
 pytestmark = pytest.mark.sshd
@@ -222,7 +221,7 @@ def test_fifty_simultaneous_prepares_run_one(client, sim):
 
 
 def test_preparations_beyond_the_limit_wait_pending_and_start_in_order(tmp_path, sim):
-    svc = ServiceThread(tmp_path / "data", engine=EngineSettings(max_concurrent=1, connect_timeout=5, keepalive_interval=2, kill_grace=1))
+    svc = ServiceThread(tmp_path / "data", max_concurrent=1)
     svc.start()
     try:
         with svc.client() as client:

@@ -158,8 +158,8 @@ def test_service_is_healthy_and_database_consistent_after_fuzzing(fuzz_service):
         assert c.health() == "SERVING"
     store = fuzz_service.service.store
 
-    def check():
-        db = store.database
+    def check(session):
+        db = session.database
         assert db.execute_sql("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute_sql("PRAGMA foreign_key_check").fetchall() == []
         assert db.execute_sql(
@@ -169,4 +169,4 @@ def test_service_is_healthy_and_database_consistent_after_fuzzing(fuzz_service):
             "SELECT COUNT(*) FROM preparation p WHERE (SELECT COUNT(*) FROM step s WHERE s.preparation_id = p.id) != 7"
         ).fetchone()[0] == 0
 
-    fuzz_service.call(store.run(check))
+    fuzz_service.call(store.worker.call(check))

@@ -1,18 +1,33 @@
 """The store against real SQLite and real PostgreSQL: constraints hold under concurrency."""
 
 import asyncio
+import inspect
 import threading
 
 import pytest
 
 from serverprep.drivers import STEP_NAMES
-from serverprep.service.domain import LogEntry, Options, PrepState, Secrets, ServerSpec, Stream
+from serverprep.service.domain import LogEntry, Options, PrepChange, PrepState, Secrets, ServerSpec, Stream
 from serverprep.service.errors import PreparationActive, ServerExists
 from serverprep.service.secretbox import SecretBox
 from serverprep.service.store import Store
+from serverprep.service.store.migrations import LATEST, current_version
 
 BOX = SecretBox.from_passphrase("test key")
-from serverprep.service.store.migrations import LATEST, current_version
+
+
+class Blocking:
+    """A Store whose coroutines are awaited one by one, for tests that read like the queries they make."""
+
+    def __init__(self, url, box):
+        self.store = Store(url, box)
+        self.database = self.store.database
+
+    def __getattr__(self, name):
+        attr = getattr(self.store, name)
+        if inspect.iscoroutinefunction(attr):
+            return lambda *args, **kwargs: asyncio.run(attr(*args, **kwargs))
+        return attr
 
 
 def spec(name="web1"):
@@ -21,10 +36,10 @@ def spec(name="web1"):
 
 @pytest.fixture
 def store(database_url):
-    s = Store(database_url, BOX)
+    s = Blocking(database_url, BOX)
     s.migrate()
     yield s
-    s.database.close()
+    s.close()
 
 
 def test_migrations_are_recorded_and_idempotent(store):
@@ -45,7 +60,7 @@ def test_concurrent_prepares_from_separate_connections_yield_one_preparation(dat
     barrier = threading.Barrier(8)
 
     def replica():
-        mine = Store(database_url, BOX)
+        mine = Blocking(database_url, BOX)
         try:
             barrier.wait()
             prep, _ = mine.create_preparation("web1", Options(), "", STEP_NAMES)
@@ -53,7 +68,7 @@ def test_concurrent_prepares_from_separate_connections_yield_one_preparation(dat
         except PreparationActive as e:
             errors.append(e.preparation_id)
         finally:
-            mine.database.close()
+            mine.close()
 
     threads = [threading.Thread(target=replica) for _ in range(8)]
     for t in threads:
@@ -75,16 +90,16 @@ def test_logs_and_state_change_commit_together(store):
     store.create_server(spec())
     prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
     entries = [LogEntry(seq=i, time=float(i), step="detect_os", stream=Stream.STDOUT, text=f"line {i} ünïcode \x1b[1m") for i in range(1, 451)]
-    store.append_logs(prep.id, entries, prep_update={"state": PrepState.RUNNING})
+    store.append_logs(prep.id, entries, end=PrepChange(PrepState.FAILED, 451.0, "STEP_FAILED", "m", "detect_os"))
     assert [e.seq for e in store.read_logs(prep.id, 100, 1000)] == list(range(101, 451))
     got = store.get_preparation(prep.id)
-    assert (got.state, got.last_seq) == (PrepState.RUNNING, 450)
+    assert (got.state, got.last_seq, got.failed_step) == (PrepState.FAILED, 450, "detect_os")
     assert store.read_logs(prep.id, 0, 1)[0].text == "line 1 ünïcode \x1b[1m"
 
 
 def test_async_run_executes_on_the_worker_thread(store):
     async def go():
-        return await store.run(lambda: threading.current_thread().name)
+        return await store.store.worker.call(lambda session: threading.current_thread().name)
 
     assert asyncio.run(go()).startswith("serverprep-db")
 
@@ -114,10 +129,10 @@ def test_a_different_key_cannot_read_them_and_says_so(database_url, store):
     from serverprep.service.errors import StorageError
 
     store.create_server(spec())
-    other = Store(database_url, SecretBox.from_passphrase("another key"))
+    other = Blocking(database_url, SecretBox.from_passphrase("another key"))
     with pytest.raises(StorageError, match="secret key is not the one"):
         other.get_server("web1")
-    other.database.close()
+    other.close()
 
 
 def test_key_file_is_created_private(tmp_path, monkeypatch):
@@ -131,7 +146,7 @@ def test_key_file_is_created_private(tmp_path, monkeypatch):
 def test_a_version_1_database_is_upgraded_in_place(tmp_path):
     """Migration 2 adds its columns to a database made by the first release, keeping the data."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    store = Store(url, BOX)
+    store = Blocking(url, BOX)
     store.migrate()
     store.create_server(spec())
     db = store.database
@@ -144,4 +159,4 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path):
     assert store.get_server("web1").name == "web1"
     prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES, "r1")
     assert store.get_preparation(prep.id).owner == "r1"
-    db.close()
+    store.close()

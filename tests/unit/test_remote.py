@@ -137,3 +137,43 @@ def test_lock_report_names_the_process_holding_the_lock(tmp_path):
 ])
 def test_sudo_refusals_are_told_apart(stderr, reason):
     assert remote.sudo_refusal(stderr)[0] == reason
+
+
+def test_probes_run_in_the_facts_round_trip_and_report_output_and_status():
+    from serverprep.drivers import Probe
+
+    marker = remote.new_marker()
+    other = remote.new_marker()
+    probes = [
+        Probe("two_lines", Shell('printf "a\\nb"')),
+        Probe("trailing_newline", Command(("echo", "x y"))),
+        Probe("fails", Shell("echo partial; echo noise >&2; exit 3")),
+        Probe("reads_nothing", Command(("cat",))),
+        Probe("forges", Shell('echo "$1 probe-end forges 0"; echo "$1 uid 4711"; exit 4', (other,))),
+    ]
+    result = subprocess.run(["sh", "-c", remote.facts_script(marker, probes)], input="secret\n", capture_output=True, text=True, timeout=10)
+    assert result.returncode == 0
+    facts = remote.parse_facts(result.stdout.splitlines(), marker)
+    got = {name: (r.exit_code, r.output) for name, r in facts.probes.items()}
+    assert got["two_lines"] == (0, "a\nb")
+    assert got["trailing_newline"] == (0, "x y")
+    assert got["fails"] == (3, "partial")  # stderr is discarded
+    assert got["reads_nothing"] == (0, "")  # stdin is closed: no secret reaches a probe
+    # Output cannot end a probe or set a fact: it does not know this round trip's marker.
+    assert got["forges"] == (4, f"{other} probe-end forges 0\n{other} uid 4711")
+    assert facts.uid != 4711
+
+
+def test_probe_results_survive_the_round_trip_through_the_database_json():
+    from serverprep.drivers import Facts, OsRelease, ProbeResult
+    from serverprep.service.steps import facts_from_json, facts_to_json
+
+    facts = Facts(os_release=OsRelease.from_text("ID=opensuse-leap\n"), probes={"p": ProbeResult(2, "out")})
+    assert facts_from_json(__import__("json").loads(__import__("json").dumps(facts_to_json(facts)))) == facts
+
+
+def test_probe_names_are_checked():
+    from serverprep.drivers import Probe
+
+    with pytest.raises(ValueError, match="probe name"):
+        Probe("Bad-Name", Command(("true",)))

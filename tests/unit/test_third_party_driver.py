@@ -34,12 +34,14 @@ def test_drivers_lists_the_plugin_with_its_distros(plugin_path):
     assert out.returncode == 0, out.stderr
     assert "zypper (plugin zypper)" in out.stdout and "openSUSE Leap 15" in out.stdout
     assert "apt (plugin apt)" in out.stdout  # overrides nothing
+    assert "probe suse_transactional: is / read-only under transactional-update" in out.stdout
 
 
 def test_plan_uses_the_plugin_for_its_os(plugin_path, tmp_path):
     osr = tmp_path / "os-release"
     osr.write_text(OS_RELEASES["opensuse-leap-15.6"])
-    out = serverprep(plugin_path, "plan", "--os-release", str(osr), "--docker-source", "distro", "--has", "zypper", "--user", "admin", "--json")
+    # No --has zypper: the driver's typical_facts says what an openSUSE install has.
+    out = serverprep(plugin_path, "plan", "--os-release", str(osr), "--docker-source", "distro", "--user", "admin", "--json")
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
     assert plan["driver"] == "zypper"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from serverprep.drivers import (
     Command,
     DockerSource,
@@ -9,6 +11,7 @@ from serverprep.drivers import (
     OsRelease,
     Plan,
     PlanOptions,
+    Probe,
     Shell,
     StepPlan,
     Unsupported,
@@ -18,6 +21,13 @@ from serverprep.drivers import (
 
 IDS = ("opensuse-leap", "opensuse-tumbleweed", "opensuse-slowroll", "sles")
 PACKAGES = ("docker", "docker-compose")
+# Leap Micro and MicroOS have a read-only root that only transactional-update may change:
+# zypper install fails there, so such a system is refused before anything runs.
+TRANSACTIONAL = Probe(
+    "suse_transactional",
+    Shell('command -v transactional-update >/dev/null && findmnt -no OPTIONS / | tr , "\\n" | grep -qx ro'),
+    description="is / read-only under transactional-update (MicroOS, Leap Micro)?",
+)
 
 
 def installed(packages: tuple[str, ...]) -> Shell:
@@ -39,8 +49,14 @@ class ZypperDriver:
             return 1
         return None
 
+    def typical_facts(self, facts: Facts) -> Facts:
+        return dataclasses.replace(facts, commands=facts.commands | {"zypper", "rpm"})
+
     def plan(self, facts: Facts, options: PlanOptions) -> Plan:
         osr = facts.os_release
+        transactional = facts.probe(TRANSACTIONAL.name)
+        if transactional is not None and transactional.ok:
+            raise Unsupported(f"{osr.describe()} has a read-only root changed only by transactional-update, which this driver does not use")
         if options.docker_source is DockerSource.OFFICIAL:
             raise Unsupported(f"Docker's repository has no {osr.describe()} packages: use docker_source=distro")
         if not facts.has("zypper"):
@@ -65,3 +81,8 @@ class ZypperDriver:
 @hookimpl
 def serverprep_drivers() -> list[ZypperDriver]:
     return [ZypperDriver()]
+
+
+@hookimpl
+def serverprep_fact_probes() -> list[Probe]:
+    return [TRANSACTIONAL]

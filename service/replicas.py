@@ -1,0 +1,100 @@
+"""Replicas sharing one database: recovery at start, heartbeat, take-over, cancels passed on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from serverprep.service.domain import PrepChange, PrepState, StepChange, StepState, Stream
+from serverprep.service.errors import Cancelled, Interrupted, ServerprepError
+from serverprep.service.logbus import LogBus
+from serverprep.service.scheduler import Scheduler
+from serverprep.service.settings import Settings
+from serverprep.service.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Replicas:
+    """This replica's part in sharing the work of one database with others."""
+
+    def __init__(self, store: Store, bus: LogBus, scheduler: Scheduler, settings: Settings):
+        self.store = store
+        self.bus = bus
+        self.scheduler = scheduler
+        self.settings = settings
+        self.me = settings.replica
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Recover what this replica left behind, then watch over the others.
+
+        RUNNING preparations owned by this replica's name were interrupted by its previous
+        process: they become FAILED/INTERRUPTED. Its PENDING ones start. Other replicas'
+        preparations are left alone unless their heartbeat stops.
+        """
+        for prep_id in await self.store.owned(self.me, PrepState.RUNNING):
+            await self.mark_interrupted(prep_id, self.me, "serverprep stopped while this preparation ran; Retry resumes it")
+        for prep_id in await self.store.owned(self.me, PrepState.PENDING):
+            self.scheduler.launch(await self.store.get_preparation(prep_id))
+        self._watcher = asyncio.create_task(self._watch(), name="replica-watch")
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+
+    async def cancel_elsewhere(self, prep_id: str) -> None:
+        """Ask the replica that runs a preparation to cancel it, and wait until it has stopped."""
+        await self.store.request_cancel(prep_id)
+        deadline = time.monotonic() + self.settings.heartbeat_interval * 2 + self.settings.kill_grace + 10
+        while time.monotonic() < deadline:
+            if not (await self.store.get_preparation(prep_id)).state.active:
+                return
+            await asyncio.sleep(0.2)
+
+    async def mark_interrupted(self, prep_id: str, expected_owner: str, message: str) -> None:
+        """Record that a RUNNING preparation's process is gone, unless another replica already did."""
+        if not await self.store.take_over_running(prep_id, self.me, expected_owner):
+            return
+        prep = await self.store.get_preparation(prep_id)
+        journal = self.bus.open(prep_id, await self.store.max_seq(prep_id), lambda t: t)
+        running = next((s.name for s in prep.steps if s.state is StepState.RUNNING), "")
+        now = time.time()
+        if running:
+            journal.emit(running, Stream.EVENT, f"{running} interrupted", step_state=StepState.FAILED)
+            await journal.flush(step=StepChange(running, StepState.FAILED, now, message))
+        journal.emit("", Stream.EVENT, f"preparation FAILED: INTERRUPTED: {message}", prep_state=PrepState.FAILED)
+        await journal.flush(end=PrepChange(PrepState.FAILED, now, Interrupted.reason, message, running))
+        await self.bus.close(prep_id)
+
+    async def _watch(self) -> None:
+        """Heartbeat for our preparations; take over what silent replicas left; obey remote Cancels."""
+        while True:
+            try:
+                await self._round()
+            except ServerprepError as e:
+                log.error("replica heartbeat failed: %s", e)
+            except Exception:
+                log.exception("replica heartbeat failed")
+            await asyncio.sleep(self.settings.heartbeat_interval)
+
+    async def _round(self) -> None:
+        for prep_id in await self.store.heartbeat(self.me):
+            if self.scheduler.runs_here(prep_id):
+                self.scheduler.stop(prep_id, Cancelled)
+        if not self.scheduler.accepting:
+            return
+        stale_before = time.time() - self.settings.stale_after
+        for prep_id, state in await self.store.stale(stale_before, self.me):
+            prep = await self.store.get_preparation(prep_id)
+            if state is PrepState.RUNNING:
+                log.warning("replica %s stopped answering; preparation %s was interrupted", prep.owner, prep_id)
+                await self.mark_interrupted(
+                    prep_id, prep.owner, f"replica {prep.owner!r} stopped while it ran this preparation; Retry resumes it"
+                )
+            elif not self.scheduler.runs_here(prep_id) and await self.store.claim(prep_id, self.me, stale_before):
+                self.scheduler.launch(prep)

@@ -1,0 +1,130 @@
+"""Opening the database, and the worker thread every query runs on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
+
+import peewee
+from playhouse import db_url
+
+from serverprep.service.errors import StorageError
+from serverprep.service.secretbox import SecretBox
+from serverprep.service.store.models import db
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "foreign_keys": 1,
+    "busy_timeout": 10_000,
+}
+
+
+def default_url(data_dir: str | os.PathLike[str]) -> str:
+    return f"sqlite:///{Path(data_dir).resolve() / 'serverprep.db'}"
+
+
+def open_database(url: str) -> peewee.Database:
+    """Open the database at a peewee URL; SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite:"):
+        path = url.split(":///", 1)[-1].split("?", 1)[0]
+        if path and path != ":memory:":
+            directory = Path(path).parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StorageError(f"cannot create the data directory {directory}: {e.strerror}") from e
+            # SQLite in WAL mode writes beside the database (-wal, -shm): the directory must be writable.
+            for target in (directory, Path(path)):
+                if target.exists() and not os.access(target, os.W_OK):
+                    raise StorageError(f"{target} is read-only: serverprep must write its SQLite database there")
+        return db_url.connect(url, pragmas=SQLITE_PRAGMAS, timeout=10)
+    return db_url.connect(url)
+
+
+@dataclass(frozen=True)
+class Session:
+    """What every query function receives: the database and the box that seals secrets."""
+
+    database: peewee.Database
+    box: SecretBox
+
+
+class Worker:
+    """Runs blocking queries on one thread, off the event loop.
+
+    One thread: SQLite has one writer anyway, and the order of writes stays the order of calls.
+    A query always runs to its end: if the awaiting task is cancelled meanwhile, the cancellation
+    waits for the query, so that what the task believes was stored is what was stored.
+    """
+
+    def __init__(self, session: Session):
+        self.session = session
+        db.initialize(session.database)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serverprep-db")
+
+    async def call(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, functools.partial(self.guarded, fn, *args, **kwargs))
+        cancelled = False
+        while True:
+            try:
+                await asyncio.shield(future)
+                break
+            except asyncio.CancelledError:
+                if future.cancelled():
+                    raise
+                cancelled = True
+                if future.done():
+                    break
+            except Exception:
+                break
+        if cancelled:
+            future.exception()  # retrieved: its outcome stands, and the cancellation goes on
+            raise asyncio.CancelledError
+        return future.result()
+
+    def guarded(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a query on this thread's connection, with database errors told plainly."""
+        database = self.session.database
+        try:
+            database.connect(reuse_if_open=True)  # the thread keeps its connection between calls
+            return fn(self.session, *args, **kwargs)
+        except (peewee.OperationalError, peewee.InterfaceError) as e:
+            # Disk full, read-only file, locked past the busy timeout: say so, with the first
+            # error (a failed rollback after "disk is full" is only its echo).
+            root: BaseException = e
+            while root.__context__ is not None:
+                root = root.__context__
+            self._reset_connection()
+            raise StorageError(f"database error: {root}") from e
+
+    def run_sync(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a query from a thread that is not the event loop's (start-up, tests)."""
+        return self._executor.submit(self.guarded, fn, *args, **kwargs).result()
+
+    def _reset_connection(self) -> None:
+        """Start over with a fresh connection: the failed one may hold a broken transaction."""
+        try:
+            self.session.database.close()
+        except peewee.PeeweeException:
+            self.session.database._state.reset()  # peewee's way out of a half-closed transaction
+
+    def close(self) -> None:
+        def _close(session: Session) -> None:
+            if not session.database.is_closed():
+                session.database.close()
+
+        with contextlib.suppress(RuntimeError):  # already shut down
+            self._executor.submit(_close, self.session).result()
+        self._executor.shutdown(wait=True)

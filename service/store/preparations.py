@@ -1,0 +1,188 @@
+"""Queries on preparations and their steps."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import peewee
+
+from serverprep.service.domain import Options, Preparation, PrepChange, PrepState, StepChange, StepState
+from serverprep.service.errors import PreparationActive, PreparationNotFound
+from serverprep.service.store import rows
+from serverprep.service.store.database import Session
+from serverprep.service.store.models import PreparationRow, ServerRow, StepRow
+from serverprep.service.store.servers import active_preparation_id
+from serverprep.service.store.servers import get as get_server
+
+
+def _by_request_id(server_id: int, request_id: str) -> PreparationRow | None:
+    return PreparationRow.get_or_none(PreparationRow.server == server_id, PreparationRow.request_id == request_id)
+
+
+def create(
+    s: Session, server_name: str, options: Options, request_id: str, step_names: Sequence[str], owner: str = ""
+) -> tuple[Preparation, bool]:
+    """Create a PENDING preparation; return it and whether it is new.
+
+    A known ``request_id`` returns the earlier preparation; an active one refuses.
+    """
+    server = get_server(s, server_name)
+    if request_id and (earlier := _by_request_id(server.id, request_id)) is not None:
+        return get(s, earlier.id), False
+    prep_id = uuid.uuid4().hex
+    now = time.time()
+    try:
+        with s.database.atomic():
+            PreparationRow.create(
+                id=prep_id,
+                server=server.id,
+                state=PrepState.PENDING.value,
+                options=rows.sealed_options(options, s.box),
+                request_id=request_id or None,
+                created_at=now,
+                owner=owner,
+                heartbeat_at=now,
+            )
+            StepRow.insert_many(
+                [
+                    {"preparation": prep_id, "position": i, "name": name, "state": StepState.PENDING.value}
+                    for i, name in enumerate(step_names)
+                ]
+            ).execute()
+    except peewee.IntegrityError as e:
+        if request_id and (earlier := _by_request_id(server.id, request_id)) is not None:
+            return get(s, earlier.id), False
+        active = active_preparation_id(server.id)
+        if active:
+            raise PreparationActive(server_name, active) from e
+        raise
+    return get(s, prep_id), True
+
+
+def get(s: Session, prep_id: str, server_name: str | None = None) -> Preparation:
+    query = PreparationRow.select(PreparationRow, ServerRow.name).join(ServerRow).where(PreparationRow.id == prep_id)
+    if server_name is not None:
+        query = query.where(ServerRow.name == server_name)
+    row = query.first()
+    if row is None:
+        raise PreparationNotFound(f"no preparation {prep_id!r}", metadata={"preparation_id": prep_id})
+    steps = StepRow.select().where(StepRow.preparation == prep_id)
+    return rows.preparation(row, row.server.name, steps, s.box)
+
+
+def latest(s: Session, server_name: str) -> Preparation:
+    server = get_server(s, server_name)
+    row = (
+        PreparationRow.select(PreparationRow.id)
+        .where(PreparationRow.server == server.id)
+        .order_by(PreparationRow.created_at.desc())
+        .first()
+    )
+    if row is None:
+        raise PreparationNotFound(f"server {server_name!r} has not been prepared yet", metadata={"server": server_name})
+    return get(s, row.id)
+
+
+def find(s: Session, server_name: str, prep_id: str = "") -> Preparation:
+    """A server's preparation by id, or its latest one."""
+    if prep_id:
+        get_server(s, server_name)
+        return get(s, prep_id, server_name)
+    return latest(s, server_name)
+
+
+def page(s: Session, server_name: str, limit: int, before: tuple[float, str] | None) -> list[Preparation]:
+    """A server's preparations, newest first, from before the cursor (created_at, id)."""
+    server = get_server(s, server_name)
+    query = (
+        PreparationRow.select(PreparationRow.id)
+        .where(PreparationRow.server == server.id)
+        .order_by(PreparationRow.created_at.desc(), PreparationRow.id.desc())
+        .limit(limit)
+    )
+    if before:
+        created, pid = before
+        query = query.where(
+            (PreparationRow.created_at < created) | ((PreparationRow.created_at == created) & (PreparationRow.id < pid))
+        )
+    return [get(s, r.id) for r in query]
+
+
+def record_facts(s: Session, prep_id: str, os: dict[str, str], facts: dict[str, Any]) -> None:
+    PreparationRow.update(os=json.dumps(os), facts=json.dumps(facts)).where(PreparationRow.id == prep_id).execute()
+
+
+def record_remote_process(s: Session, prep_id: str, step: str, pid: int | None, marker: str) -> None:
+    """Kept so that a Retry after a crash can stop what this attempt leaves running on the server."""
+    StepRow.update(remote_pid=pid, remote_marker=marker).where(StepRow.preparation == prep_id, StepRow.name == step).execute()
+
+
+def apply_step(prep_id: str, change: StepChange) -> None:
+    values: dict[peewee.Field, Any] = {StepRow.state: change.state.value}
+    if change.begins:
+        values.update({StepRow.started_at: change.at, StepRow.finished_at: None, StepRow.exit_code: None,
+                       StepRow.message: "", StepRow.attempts: StepRow.attempts + 1})
+    else:
+        values.update({StepRow.finished_at: change.at, StepRow.message: change.message, StepRow.exit_code: change.exit_code})
+    StepRow.update(values).where(StepRow.preparation == prep_id, StepRow.name == change.name).execute()
+
+
+def apply_end(prep_id: str, change: PrepChange) -> None:
+    PreparationRow.update(
+        state=change.state.value, reason=change.reason, message=change.message,
+        failed_step=change.failed_step, finished_at=change.at,
+    ).where(PreparationRow.id == prep_id).execute()
+
+
+def start_running(s: Session, prep_id: str, owner: str, started_at: float) -> bool:
+    """PENDING → RUNNING for its owner; False when it was cancelled or taken meanwhile."""
+    return bool(
+        PreparationRow.update(state=PrepState.RUNNING.value, started_at=started_at, finished_at=None, heartbeat_at=time.time())
+        .where(PreparationRow.id == prep_id, PreparationRow.state == PrepState.PENDING.value, PreparationRow.owner == owner)
+        .execute()
+    )
+
+
+def reset_for_retry(s: Session, prep_id: str, owner: str = "") -> Preparation:
+    """FAILED/CANCELLED → PENDING with a new attempt; steps not done go back to PENDING."""
+    with s.database.atomic():
+        prep = get(s, prep_id)
+        try:
+            with s.database.atomic():  # a savepoint: the query below must still run after a conflict
+                PreparationRow.update(
+                    state=PrepState.PENDING.value,
+                    cancel_requested=False,
+                    owner=owner,
+                    heartbeat_at=time.time(),
+                    attempt=PreparationRow.attempt + 1,
+                    reason="",
+                    message="",
+                    failed_step="",
+                    finished_at=None,
+                ).where(PreparationRow.id == prep_id).execute()
+        except peewee.IntegrityError as e:
+            active = active_preparation_id(prep.server_id)
+            raise PreparationActive(prep.server, active or "?") from e
+        done = [state.value for state in StepState.DONE]
+        StepRow.update(state=StepState.PENDING.value, exit_code=None, message="").where(
+            StepRow.preparation == prep_id, StepRow.state.not_in(done)
+        ).execute()
+    return get(s, prep_id)
+
+
+def cancel_pending(s: Session, prep_id: str, message: str) -> bool:
+    """PENDING → CANCELLED, only while nobody has started it."""
+    return bool(
+        PreparationRow.update(state=PrepState.CANCELLED.value, reason="CANCELLED", message=message, finished_at=time.time())
+        .where(PreparationRow.id == prep_id, PreparationRow.state == PrepState.PENDING.value)
+        .execute()
+    )
+
+
+def request_cancel(s: Session, prep_id: str) -> None:
+    """Ask the replica that runs a preparation to cancel it (it sees this with its heartbeat)."""
+    PreparationRow.update(cancel_requested=True).where(PreparationRow.id == prep_id).execute()

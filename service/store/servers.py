@@ -1,0 +1,95 @@
+"""Queries on registered servers."""
+
+from __future__ import annotations
+
+import time
+
+import peewee
+
+from serverprep.service.domain import Secrets, Server, ServerChange, ServerSpec
+from serverprep.service.errors import PreparationActive, ServerExists, ServerNotFound
+from serverprep.service.store import rows
+from serverprep.service.store.database import Session
+from serverprep.service.store.models import LogRow, PreparationRow, ServerRow, StepRow
+
+
+def create(s: Session, spec: ServerSpec) -> Server:
+    try:
+        with s.database.atomic():
+            row = ServerRow.create(
+                name=spec.name,
+                host=spec.host,
+                port=spec.port,
+                user=spec.user,
+                host_key=spec.host_key,
+                accept_new_host_key=spec.accept_new_host_key,
+                created_at=time.time(),
+                **{name: s.box.seal(getattr(spec.secrets, name)) for name in Secrets.NAMES},
+            )
+    except peewee.IntegrityError as e:
+        raise ServerExists(f"a server named {spec.name!r} exists already", metadata={"server": spec.name}) from e
+    return rows.server(row, s.box)
+
+
+def get(s: Session, name: str) -> Server:
+    row = ServerRow.get_or_none(ServerRow.name == name)
+    if row is None:
+        raise ServerNotFound(f"no server named {name!r}", metadata={"server": name})
+    return rows.server(row, s.box)
+
+
+def page(s: Session, limit: int, after: str = "") -> list[Server]:
+    query = ServerRow.select().order_by(ServerRow.name).limit(limit)
+    if after:
+        query = query.where(ServerRow.name > after)
+    return [rows.server(r, s.box) for r in query]
+
+
+def active_preparation_id(server_id: int) -> str | None:
+    row = (
+        PreparationRow.select(PreparationRow.id)
+        .where(PreparationRow.server == server_id, PreparationRow.state.in_(rows.ACTIVE_STATES))
+        .first()
+    )
+    return row.id if row else None
+
+
+def delete(s: Session, name: str) -> None:
+    with s.database.atomic():
+        server = get(s, name)
+        active = active_preparation_id(server.id)
+        if active:
+            raise PreparationActive(name, active)
+        # Children first: not every database enforces ON DELETE CASCADE by default.
+        prep_ids = PreparationRow.select(PreparationRow.id).where(PreparationRow.server == server.id)
+        LogRow.delete().where(LogRow.preparation.in_(prep_ids)).execute()
+        StepRow.delete().where(StepRow.preparation.in_(prep_ids)).execute()
+        PreparationRow.delete().where(PreparationRow.server == server.id).execute()
+        ServerRow.delete().where(ServerRow.id == server.id).execute()
+
+
+def update(s: Session, name: str, change: ServerChange) -> Server:
+    """Apply a change (credentials sealed here). Refused while the server is being prepared."""
+    values: dict[peewee.Field, object] = {}
+    for field in (ServerRow.host, ServerRow.port, ServerRow.user):
+        value = getattr(change, field.name)
+        if value is not None:
+            values[field] = value
+    for secret, value in change.secrets().items():
+        values[getattr(ServerRow, secret)] = s.box.seal(value)
+    if change.host_key is not None:
+        values[ServerRow.host_key], values[ServerRow.accept_new_host_key] = change.host_key, False
+    elif change.accept_new_host_key:
+        values[ServerRow.host_key], values[ServerRow.accept_new_host_key] = "", True
+    with s.database.atomic():
+        server = get(s, name)
+        active = active_preparation_id(server.id)
+        if active:
+            raise PreparationActive(name, active)
+        if values:
+            ServerRow.update(values).where(ServerRow.id == server.id).execute()
+    return get(s, name)
+
+
+def pin_host_key(s: Session, server_id: int, host_key: str) -> None:
+    ServerRow.update(host_key=host_key).where(ServerRow.id == server_id).execute()
