@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import fcntl
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -204,7 +203,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--servers", default="10,100", help=f"comma-separated N values (each 1..{MAX_SERVERS}; default 10,100)")
     p.add_argument("--rounds", type=int, default=3, help=f"rounds per N, tools alternating (1..{MAX_ROUNDS}; default 3)")
-    p.add_argument("--tools", help="comma-separated, from " + ",".join(TOOLS) + " (default: all; --smoke: serverprep,floor)")
+    p.add_argument("--tools", help="comma-separated, from " + ",".join(TOOLS) + " (default: all)")
     p.add_argument("--readers", type=int, default=10, help="live StreamLogs readers on a sample of servers (default 10)")
     p.add_argument("--status-rate", type=float, default=50, help="Status polls per second in all, one in flight (default 50)")
     p.add_argument("--prepare-window", type=int, default=0, help="Prepare calls in flight at once (default 0: all N)")
@@ -212,12 +211,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=3600, help="seconds the whole benchmark may take (default 3600)")
     p.add_argument("--profile", type=Path, help="also run py-spy on `serverprep serve` in each N's first round; output here")
     p.add_argument("--json", type=Path, help="write every sample (and the recording) to this file")
-    p.add_argument("--smoke", action="store_true", help="N=3, one round, serverprep and the floor (CI): proves it runs, times nothing")
+    p.add_argument("--smoke", action="store_true", help="N=3, one round (CI): proves every part runs, times nothing")
     args = p.parse_args(argv)
     if args.smoke:
         args.servers, args.rounds = "3", 1
     if args.tools is None:
-        args.tools = "serverprep,floor" if args.smoke else ",".join(TOOLS)
+        args.tools = ",".join(TOOLS)
     try:
         args.servers = [int(x) for x in args.servers.split(",")]
     except ValueError:
@@ -284,5 +283,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1:]))
     except (procs.BenchTimeout, KeyboardInterrupt) as e:
-        print(f"bench: {e or 'interrupted'}; every process it started was stopped", file=sys.stderr)
+        print(f"{str(e) or 'bench: interrupted'}; every process it started was stopped", file=sys.stderr)
         sys.exit(130 if isinstance(e, KeyboardInterrupt) else 124)

@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import procs  # noqa: E402
+
 from harness.targets import APT_STANDINS, STANDIN, SUDO, KeyPair, ensure_host_user, free_port, wait_for_ssh  # noqa: E402
 
 USER = "sp-bench"

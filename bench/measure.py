@@ -96,6 +96,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[int(rank) - 1]
 
 
+def weighted_percentile(pairs: list[tuple[float, int]], q: float) -> float:
+    """The q-th percentile (0-100) of values given as (value, how many times it occurs)."""
+    total = sum(n for _, n in pairs)
+    if not total:
+        return float("nan")
+    rank = max(1, -(-total * q // 100))
+    seen = 0
+    for value, n in sorted(pairs):
+        seen += n
+        if seen >= rank:
+            return value
+    return sorted(pairs)[-1][0]
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

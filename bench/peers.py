@@ -194,7 +194,12 @@ def run_ansible(host: FleetHost, recording: Recording, servers: int, timeout: fl
         finally:
             _close_masters(cp, host)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        # Ansible's workers, stopped with it, may still be writing their local temp files.
+        for _ in range(10):
+            shutil.rmtree(work, ignore_errors=True)
+            if not work.exists():
+                break
+            time.sleep(0.2)
 
 
 def _close_masters(cp: Path, host: FleetHost) -> None:

@@ -71,7 +71,7 @@ def guarded(timeout: float) -> Iterator[None]:
         raise SystemExit(f"bench: stopped by signal {signal.Signals(signum).name}")
 
     def expire(_signum: int, _frame: object) -> None:
-        raise BenchTimeout(f"bench: global time limit of {timeout:.0f} s reached; stopping everything it started")
+        raise BenchTimeout(f"bench: global time limit of {timeout:.0f} s reached")
 
     previous = {s: signal.signal(s, terminate) for s in (signal.SIGTERM, signal.SIGHUP)}
     previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, expire)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 import procs
 from fleethost import FleetHost
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from measure import WalCommits, commits_between, vm_field
+
 from serverprep.v1 import preparations_pb2 as pb
 from serverprep.v1 import preparations_pb2_grpc as pb_grpc
 from serverprep.v1 import servers_pb2 as spb
@@ -49,8 +49,7 @@ def service(data_dir: Path, max_concurrent: int, *extra: str) -> Iterator[Servic
     data_dir.mkdir(parents=True, exist_ok=False)
     address = f"127.0.0.1:{free_port()}"
     argv = [
-        sys.executable, "-m", "serverprep.clients.cli", "serve", "--listen", address, "--data-dir", str(data_dir),
-        "--max-concurrent", str(max_concurrent), *extra,
+        *serve_command(), "--listen", address, "--data-dir", str(data_dir), "--max-concurrent", str(max_concurrent), *extra,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(data_dir / "service.log", "wb") as log:
@@ -62,6 +61,14 @@ def service(data_dir: Path, max_concurrent: int, *extra: str) -> Iterator[Servic
         code = procs.stop(proc, grace=30)
         if code not in (0, -15, None):
             print(f"bench: serverprep serve exited with {code}; its log: {data_dir / 'service.log'}", file=sys.stderr)
+
+
+def serve_command() -> list[str]:
+    """`serverprep serve` of the environment the bench runs in (its console script, else the module)."""
+    script = Path(sys.executable).parent / "serverprep"
+    if script.exists():
+        return [str(script), "serve"]
+    return [sys.executable, "-m", "serverprep.clients.cli", "serve"]
 
 
 def _wait_serving(address: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
