@@ -11,12 +11,11 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from serverprep.clients.defaults import DEFAULT_ADDRESS
 from serverprep.v1 import preparations_pb2 as pb
 from serverprep.v1 import preparations_pb2_grpc as pb_grpc
 from serverprep.v1 import servers_pb2 as spb
 from serverprep.v1 import servers_pb2_grpc as spb_grpc
-
-DEFAULT_ADDRESS = "127.0.0.1:50051"
 
 
 def _read(path: str | None) -> bytes | None:

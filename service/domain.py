@@ -16,6 +16,8 @@ from serverprep.drivers.commands import mask_credentials
 
 #: Seconds a step may run before it is stopped, unless the caller says otherwise.
 DEFAULT_STEP_TIMEOUT = 900.0
+#: Characters of one log line kept; the rest of a longer line is cut.
+MAX_LINE = 16 * 1024
 
 
 class PrepState(str, enum.Enum):

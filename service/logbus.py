@@ -7,14 +7,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
-from serverprep.service.domain import LogEntry, PrepChange, PrepState, StepChange, StepState, Stream
+from serverprep.service.domain import MAX_LINE, LogEntry, PrepChange, PrepState, StepChange, StepState, Stream
 from serverprep.service.errors import PreparationNotFound, ServerprepError, ServiceUnavailable, StreamTooSlow
 from serverprep.service.store import Store
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.2
-MAX_TEXT = 16 * 1024
 
 
 class _Overflow:
@@ -84,7 +83,7 @@ class Journal:
             time=time.time(),
             step=step,
             stream=stream,
-            text=self.redact(text[:MAX_TEXT]),
+            text=self.redact(text[:MAX_LINE]),
             step_state=step_state,
             prep_state=prep_state,
         )
@@ -152,7 +151,7 @@ class Journal:
 
 
 class LogBus:
-    def __init__(self, store: Store, subscriber_limit: int = 10_000):
+    def __init__(self, store: Store, subscriber_limit: int):
         self.store = store
         self.subscriber_limit = subscriber_limit
         self.journals: dict[str, Journal] = {}

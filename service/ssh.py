@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
-from serverprep.service.domain import Secrets, Stream
+from serverprep.service.domain import MAX_LINE, Secrets, Stream
 from serverprep.service.errors import (
     AuthFailed,
     ConnectFailed,
@@ -21,8 +21,6 @@ from serverprep.service.errors import (
 
 LineHandler = Callable[[Stream, str], Awaitable[None] | None]
 
-# A line longer than this is cut (the rest of it is dropped, the next line starts fresh).
-MAX_LINE = 16 * 1024
 
 
 @dataclass(frozen=True)
