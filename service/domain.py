@@ -44,6 +44,7 @@ class StepState(str, enum.Enum):
     SUCCEEDED = "SUCCEEDED"
     SKIPPED = "SKIPPED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
 
     #: A step in one of these states is not run again by a Retry (set below the class).
     DONE: ClassVar[frozenset[StepState]]

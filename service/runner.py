@@ -177,10 +177,13 @@ class PreparationRunner:
 
     async def fail(self, run: Run, error: ServerprepError) -> None:
         step = run.current_step
+        cancelled = isinstance(error, Cancelled)
         if step:
-            await self.end_step(run, step, StepState.FAILED, f"{error.reason}: {error.message}", getattr(error, "exit_code", None))
-        state = PrepState.CANCELLED if isinstance(error, Cancelled) else PrepState.FAILED
-        await self.finish(run, state, error.reason, error.message, step)
+            if cancelled:
+                await self.end_step(run, step, StepState.CANCELLED, error.message)
+            else:
+                await self.end_step(run, step, StepState.FAILED, f"{error.reason}: {error.message}", getattr(error, "exit_code", None))
+        await self.finish(run, PrepState.CANCELLED if cancelled else PrepState.FAILED, error.reason, error.message, step)
 
     async def finish(self, run: Run, state: PrepState, reason: str = "", message: str = "", step: str = "") -> None:
         redact = run.journal.redact

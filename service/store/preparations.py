@@ -168,7 +168,7 @@ def reset_for_retry(s: Session, prep_id: str, owner: str = "") -> Preparation:
             active = active_preparation_id(prep.server_id)
             raise PreparationActive(prep.server, active or "?") from e
         done = [state.value for state in StepState.DONE]
-        StepRow.update(state=StepState.PENDING.value, exit_code=None, message="").where(
+        StepRow.update(state=StepState.PENDING.value, exit_code=None, message="", started_at=None, finished_at=None).where(
             StepRow.preparation == prep_id, StepRow.state.not_in(done)
         ).execute()
     return get(s, prep_id)

@@ -144,7 +144,8 @@ def test_cancel_kills_the_remote_command(client, sim):
     pid = int(pid_file.read_text())
     cancelled = client.cancel("sim")
     assert (cancelled.id, cancelled.state) == (prep.id, pb.PREPARATION_STATE_CANCELLED)
-    assert states(cancelled)["update_packages"] == "FAILED"
+    assert states(cancelled)["update_packages"] == "CANCELLED"  # not FAILED: nothing went wrong
+    assert next(s for s in cancelled.steps if s.name == "update_packages").message == "cancelled"
     assert cancelled.failure.reason == "CANCELLED"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -157,9 +158,12 @@ def test_cancel_kills_the_remote_command(client, sim):
         time.sleep(0.1)
     else:
         pytest.fail(f"remote process {pid} still runs after Cancel")
-    # A cancelled preparation can be retried.
-    behave(sim, "apt-get", "")
-    assert wait_done(client, "sim", client.retry("sim").id).state == pb.PREPARATION_STATE_SUCCEEDED
+    # A cancelled preparation can be retried; the steps it resets carry no times of the old attempt.
+    behave(sim, "apt-get", 'sleep 1')
+    retried = client.retry("sim")
+    reset = [s for s in retried.steps if s.state == pb.STEP_STATE_PENDING]
+    assert reset and all(not s.HasField("start_time") and not s.HasField("end_time") for s in reset)
+    assert wait_done(client, "sim", retried.id).state == pb.PREPARATION_STATE_SUCCEEDED
 
 
 def test_step_timeout_fails_with_step_timeout_and_names_the_command(client, sim):

@@ -27,6 +27,7 @@ class StepState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STEP_STATE_SUCCEEDED: _ClassVar[StepState]
     STEP_STATE_SKIPPED: _ClassVar[StepState]
     STEP_STATE_FAILED: _ClassVar[StepState]
+    STEP_STATE_CANCELLED: _ClassVar[StepState]
 
 class DockerSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -52,6 +53,7 @@ STEP_STATE_RUNNING: StepState
 STEP_STATE_SUCCEEDED: StepState
 STEP_STATE_SKIPPED: StepState
 STEP_STATE_FAILED: StepState
+STEP_STATE_CANCELLED: StepState
 DOCKER_SOURCE_UNSPECIFIED: DockerSource
 DOCKER_SOURCE_OFFICIAL: DockerSource
 DOCKER_SOURCE_DISTRO: DockerSource
