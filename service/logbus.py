@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
+from serverprep.service.aio import run_to_end
 from serverprep.service.domain import MAX_LINE, LogEntry, PrepChange, PrepState, StepChange, StepState, Stream
 from serverprep.service.errors import PreparationNotFound, ServerprepError, ServiceUnavailable, StreamTooSlow
 from serverprep.service.store import Store
@@ -96,14 +97,21 @@ class Journal:
         return entry
 
     async def flush(self, *, step: StepChange | None = None, end: PrepChange | None = None) -> None:
-        """Store pending entries (and a state change) in one transaction."""
+        """Store pending entries (and a state change) in one transaction.
+
+        A cancellation that arrives meanwhile waits for the write: entries are stored once or kept
+        for the next flush, never both.
+        """
+        await run_to_end(self._flush(step, end))
+
+    async def _flush(self, step: StepChange | None, end: PrepChange | None) -> None:
         async with self._lock:
-            self.inflight, self.pending = self.pending, []
+            batch, self.pending = self.pending, []
+            self.inflight = batch
             try:
-                await self.store.append_logs(self.prep_id, self.inflight, step, end)
+                await self.store.append_logs(self.prep_id, batch, step, end)
             except BaseException:
-                # Keep them for the next flush: nothing is dropped because a write failed.
-                self.pending[:0] = self.inflight
+                self.pending[:0] = batch  # nothing is dropped because a write failed
                 raise
             finally:
                 self.inflight = []

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
-from serverprep.service.domain import Preparation, PrepState, Stream, redactor
+from serverprep.service.aio import run_to_end
+from serverprep.service.domain import Preparation, PrepChange, PrepState, StepChange, StepState, Stream, redactor
 from serverprep.service.errors import Cancelled, Internal, Interrupted, ServerprepError, ServiceUnavailable
 from serverprep.service.logbus import LogBus
 from serverprep.service.runner import PreparationRunner, Run
@@ -26,6 +28,8 @@ class Scheduler:
         self._slots = asyncio.Semaphore(settings.max_concurrent)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._runs: dict[str, Run] = {}
+        #: Why a task was stopped before its Run existed.
+        self._reasons: dict[str, type[ServerprepError]] = {}
 
     def require_accepting(self) -> None:
         if not self.accepting:
@@ -53,6 +57,8 @@ class Scheduler:
         run = self._runs.get(prep_id)
         if run:
             run.stop_reason = reason
+        else:
+            self._reasons[prep_id] = reason
         task = self._tasks.get(prep_id)
         if task:
             task.cancel()
@@ -73,14 +79,13 @@ class Scheduler:
             await asyncio.wait(list(self._tasks.values()), timeout=self.settings.kill_grace + 10)
 
     async def _supervise(self, prep: Preparation) -> None:
-        server = await self.store.get_server(prep.server)
-        journal = self.bus.open(prep.id, prep.last_seq, redactor(server.secrets.values() + prep.options.secrets()))
-        run = Run(prep, server, journal)
-        self._runs[prep.id] = run
+        """Run one preparation; however the task ends, the preparation's state stays true."""
+        run: Run | None = None
         ended = True
         try:
+            run = await run_to_end(self._begin(prep))
             if self._slots.locked():
-                journal.emit("", Stream.EVENT, f"waiting for a free slot ({self.settings.max_concurrent} preparations run at once)")
+                run.journal.emit("", Stream.EVENT, f"waiting for a free slot ({self.settings.max_concurrent} preparations run at once)")
             async with self._slots:
                 if not self.accepting:
                     run.stop_reason = Interrupted
@@ -89,21 +94,69 @@ class Scheduler:
                 await self.runner.execute(run)
         except asyncio.CancelledError:
             # Cancelled while waiting for a slot, or execute() re-raised after recording the end.
-            state = (await self.store.get_preparation(prep.id)).state
-            if state is PrepState.PENDING and run.stop_reason is Interrupted:
-                journal.emit("", Stream.EVENT, "serverprep is stopping; this preparation stays PENDING and starts when it is back")
-                await journal.flush()
-                ended = False
-            elif state.active:
-                reason = run.stop_reason or Cancelled
-                await self.runner.finish(run, PrepState.CANCELLED if reason is Cancelled else PrepState.FAILED,
-                                         reason.reason, "stopped before it started")
+            ended = await run_to_end(self._stopped(prep, run))
         except Exception:  # never leave a preparation RUNNING because of a bug
             log.exception("preparation %s crashed", prep.id)
-            with contextlib.suppress(Exception):
-                await self.runner.fail(run, Internal("internal error in serverprep; see the service log"))
+            await run_to_end(self._end_anyhow(prep, run, Internal("internal error in serverprep; see the service log")))
         finally:
-            self._runs.pop(prep.id, None)
-            if run.conn is not None:
+            await run_to_end(self._release(prep, run, ended))
+
+    async def _begin(self, prep: Preparation) -> Run:
+        server = await self.store.get_server(prep.server)
+        journal = self.bus.open(prep.id, prep.last_seq, redactor(server.secrets.values() + prep.options.secrets()))
+        run = Run(prep, server, journal, stop_reason=self._reasons.pop(prep.id, None))
+        self._runs[prep.id] = run
+        return run
+
+    async def _stopped(self, prep: Preparation, run: Run | None) -> bool:
+        """Record why a cancelled task stopped; False when the preparation stays PENDING for a restart."""
+        reason = (run.stop_reason if run else None) or self._reasons.get(prep.id) or Cancelled
+        state = (await self.store.get_preparation(prep.id)).state
+        if state is PrepState.PENDING and reason is Interrupted:
+            if run is not None:
+                run.journal.emit("", Stream.EVENT, "serverprep is stopping; this preparation stays PENDING and starts when it is back")
+                await run.journal.flush()
+            return False
+        if state.active:
+            await self._end_anyhow(prep, run, reason("stopped before it started" if state is PrepState.PENDING else
+                                                     "cancelled" if reason is Cancelled else "interrupted by shutdown"))
+        return True
+
+    async def _end_anyhow(self, prep: Preparation, run: Run | None, error: ServerprepError) -> None:
+        """Record the end through the journal; if that fails too, straight in the store."""
+        try:
+            if run is not None:
+                await self.runner.fail(run, error)
+                return
+        except Exception:
+            log.exception("could not record the end of preparation %s through its log", prep.id)
+        await self._force_end(prep.id, error)
+
+    async def _force_end(self, prep_id: str, error: ServerprepError) -> None:
+        current = await self.store.get_preparation(prep_id)
+        if not current.state.active:
+            return
+        now = time.time()
+        running = next((s.name for s in current.steps if s.state is StepState.RUNNING), "")
+        state = PrepState.CANCELLED if isinstance(error, Cancelled) else PrepState.FAILED
+        step = StepChange(running, StepState.CANCELLED if state is PrepState.CANCELLED else StepState.FAILED, now, error.message) if running else None
+        await self.store.append_logs(prep_id, [], step, PrepChange(state, now, error.reason, error.message, running))
+
+    async def _release(self, prep: Preparation, run: Run | None, ended: bool) -> None:
+        self._runs.pop(prep.id, None)
+        self._reasons.pop(prep.id, None)
+        try:
+            if run is not None and run.conn is not None:
                 await run.conn.close()
             await self.bus.close(prep.id, ended=ended)
+        except Exception:
+            log.exception("could not close the log of preparation %s", prep.id)
+        if ended:
+            # The last line of defence: a task that ends leaves no preparation active behind it.
+            try:
+                current = await self.store.get_preparation(prep.id)
+                if current.state.active and current.owner == self.settings.replica:
+                    log.error("preparation %s was left %s by its task; recording it FAILED", prep.id, current.state.value)
+                    await self._force_end(prep.id, Internal("serverprep lost track of this preparation; Retry resumes it"))
+            except Exception:
+                log.exception("could not check the end of preparation %s", prep.id)

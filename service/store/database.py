@@ -15,6 +15,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 import peewee
 from playhouse import db_url
 
+from serverprep.service.aio import run_to_end
 from serverprep.service.errors import StorageError
 from serverprep.service.secretbox import SecretBox
 from serverprep.service.store.models import db
@@ -75,24 +76,7 @@ class Worker:
 
     async def call(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, functools.partial(self.guarded, fn, *args, **kwargs))
-        cancelled = False
-        while True:
-            try:
-                await asyncio.shield(future)
-                break
-            except asyncio.CancelledError:
-                if future.cancelled():
-                    raise
-                cancelled = True
-                if future.done():
-                    break
-            except Exception:
-                break
-        if cancelled:
-            future.exception()  # retrieved: its outcome stands, and the cancellation goes on
-            raise asyncio.CancelledError
-        return future.result()
+        return await run_to_end(loop.run_in_executor(self._executor, functools.partial(self.guarded, fn, *args, **kwargs)))
 
     def guarded(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a query on this thread's connection, with database errors told plainly."""
