@@ -94,8 +94,9 @@ class ServerService(spb_grpc.ServerServiceServicer):
 
 
 class PreparationService(pb_grpc.PreparationServiceServicer):
-    def __init__(self, preparations: Preparations):
+    def __init__(self, preparations: Preparations, message_bytes: int):
         self.preparations = preparations
+        self.message_bytes = message_bytes
 
     @_rpc
     async def Prepare(self, request: pb.PrepareRequest, context: grpc.aio.ServicerContext) -> pb.PrepareResponse:
@@ -130,9 +131,10 @@ class PreparationService(pb_grpc.PreparationServiceServicer):
         async for prep, batch in self.preparations.logs(request.server, request.preparation_id, request.after_seq,
                                                         follow=not request.no_follow):
             state = state or prep.state
-            for entry in batch:
-                state = entry.prep_state or state
-            yield pb.StreamLogsResponse(entries=[convert.log_entry_pb(e) for e in batch], preparation_state=convert.PREP_STATE[state])
+            for chunk in convert.by_size(batch, self.message_bytes):
+                for entry in chunk:
+                    state = entry.prep_state or state
+                yield pb.StreamLogsResponse(entries=[convert.log_entry_pb(e) for e in chunk], preparation_state=convert.PREP_STATE[state])
 
     @_rpc
     async def Retry(self, request: pb.RetryRequest, context: grpc.aio.ServicerContext) -> pb.RetryResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -192,6 +193,22 @@ def log_entry_pb(e: LogEntry) -> pb.LogEntry:
         step_state=STEP_STATE[e.step_state] if e.step_state else pb.STEP_STATE_UNSPECIFIED,
         preparation_state=PREP_STATE[e.prep_state] if e.prep_state else pb.PREPARATION_STATE_UNSPECIFIED,
     )
+
+
+def by_size(entries: list[LogEntry], limit: int) -> Iterator[list[LogEntry]]:
+    """Entries in runs whose messages stay under ``limit`` bytes; one entry alone always passes."""
+    chunk: list[LogEntry] = []
+    size = 0
+    for entry in entries:
+        # Text as UTF-8 (a replaced byte is 3 bytes), step name, and room for the other fields and tags.
+        cost = len(entry.text.encode()) + len(entry.step) + 64
+        if chunk and size + cost > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(entry)
+        size += cost
+    if chunk:
+        yield chunk
 
 
 def plan_pb(plan: dict[str, Any]) -> pb.PlanResponse:

@@ -57,7 +57,7 @@ class Service:
         interceptors = [TokenInterceptor(s.token)] if s.token else []
         server = self.server = grpc.aio.server(interceptors=interceptors)
         servers_pb2_grpc.add_ServerServiceServicer_to_server(ServerService(Servers(self.store)), server)
-        preparations_pb2_grpc.add_PreparationServiceServicer_to_server(PreparationService(self.preparations), server)
+        preparations_pb2_grpc.add_PreparationServiceServicer_to_server(PreparationService(self.preparations, s.stream_message_bytes), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         enable_reflection(server, (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
         if s.tls_cert and s.tls_key:

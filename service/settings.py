@@ -76,6 +76,10 @@ class Settings:
                                      help="seconds running steps get to finish on SIGTERM before they are interrupted")
     stream_backlog: int = _setting(10_000, env="SERVERPREP_STREAM_BACKLOG",
                                    help="log entries a live reader may fall behind before it is cut off (it resumes)")
+    stream_message_bytes: int = _setting(
+        1024 * 1024, env="SERVERPREP_STREAM_MESSAGE_BYTES",
+        help="bytes of log entries in one StreamLogs message (a single entry always fits; clients accept 4 MiB by default)",
+    )
     connect_timeout: float = _setting(15.0, env="SERVERPREP_CONNECT_TIMEOUT", help="seconds to open an SSH connection and log in")
     keepalive_interval: float = _setting(10.0, env="SERVERPREP_KEEPALIVE_INTERVAL",
                                          help="seconds between SSH keepalives to a server")
@@ -148,6 +152,8 @@ class Settings:
             problems.append("--max-concurrent must be at least 1")
         if self.stream_backlog < 1:
             problems.append("--stream-backlog must be at least 1")
+        if not 64 * 1024 <= self.stream_message_bytes <= 3 * 1024 * 1024:
+            problems.append("--stream-message-bytes must be between 65536 and 3145728 (clients accept 4 MiB)")
         for name in ("stale_after", "connect_timeout", "keepalive_interval", "kill_grace", "facts_timeout"):
             if getattr(self, name) <= 0:
                 problems.append(f"--{name.replace('_', '-')} must be more than 0")
