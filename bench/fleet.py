@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -27,9 +28,9 @@ import procs
 import recording
 import sprun
 from fleethost import Counts, FleetHost, fleet_host
-from measure import CpuMeter, loadavg, median, percentile
+from measure import CpuMeter, listen_overflows, loadavg, median, percentile
 
-TOOLS = ("serverprep", "floor", "pyinfra", "ansible")
+TOOLS = ("serverprep", "floor", "pyinfra", "ansible", "serverprep-postgres")
 MAX_SERVERS = 2000
 MAX_ROUNDS = 10
 LOCK = Path("/run/serverprep-bench.lock")
@@ -53,6 +54,7 @@ class Sample:
     status_ms: list[float] = field(default_factory=list)
     observed: float | None = None
     cpu_busy: float = 0.0
+    listen_overflows: int = 0
     sshd_refusals: list[str] = field(default_factory=list)
 
 
@@ -63,14 +65,16 @@ class Options:
     prepare_window: int
     run_timeout: float
     profile: Path | None
+    postgres: str
 
 
 def run_tool(tool: str, host: FleetHost, rec: recording.Recording, n: int, rnd: int, opts: Options, work: Path) -> Sample:
     before = host.counts()
+    overflows = listen_overflows()
     cpu = CpuMeter()
     extra: dict = {}
-    if tool == "serverprep":
-        extra = _run_serverprep(host, n, rnd, opts, work)
+    if tool.startswith("serverprep"):
+        extra = _run_serverprep(host, n, rnd, opts, work, postgres=tool == "serverprep-postgres")
         wall, rss, failures = extra.pop("wall"), extra.pop("peak_rss_kib"), extra.pop("failures")
     else:
         runner: Callable[..., peers.PeerResult] = {
@@ -83,16 +87,18 @@ def run_tool(tool: str, host: FleetHost, rec: recording.Recording, n: int, rnd: 
     return Sample(
         tool=tool, servers=n, round=rnd, wall=wall, peak_rss_kib=rss, connections=delta.connections / n,
         sessions=delta.sessions / n, tasks=delta.tasks / n, failures=failures, cpu_busy=busy,
-        sshd_refusals=delta.refusals[:20], **extra,
+        sshd_refusals=delta.refusals[:20], listen_overflows=listen_overflows() - overflows, **extra,
     )
 
 
-def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path) -> dict:
-    data = work / f"serverprep-n{n}-r{rnd}"
-    with sprun.service(data, max_concurrent=n) as svc:
+def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path, postgres: bool) -> dict:
+    data = work / f"serverprep{'-pg' if postgres else ''}-n{n}-r{rnd}"
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(sprun.postgres_database(opts.postgres)) if postgres else ""
+        svc = stack.enter_context(sprun.service(data, n, database_url=url))
         names = sprun.server_names(n)
         asyncio.run(sprun.register(svc.address, host, names))
-        profiler = _start_profiler(svc.pid, opts.profile, n) if opts.profile and rnd == 0 else None
+        profiler = _start_profiler(svc.pid, opts.profile, n, postgres) if opts.profile and rnd == 0 else None
         try:
             result = asyncio.run(sprun.prepare_fleet(
                 svc, names, readers=min(opts.readers, n), status_rate=opts.status_rate,
@@ -108,10 +114,10 @@ def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path
     }
 
 
-def _start_profiler(pid: int, directory: Path, n: int) -> subprocess.Popen:
+def _start_profiler(pid: int, directory: Path, n: int, postgres: bool) -> subprocess.Popen:
     venv = peers.ensure_venv()
     directory.mkdir(parents=True, exist_ok=True)
-    out = directory / f"serverprep-n{n}.txt"
+    out = directory / f"serverprep{'-postgres' if postgres else ''}-n{n}.txt"
     argv = [str(venv / "bin/py-spy"), "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
             "--threads", "--nonblocking", "--output", str(out)]
     proc = procs.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -151,25 +157,25 @@ def table(samples: list[Sample], n: int, tools: list[str]) -> str:
         ok = [s for s in mine if not s.failures]
         ratios = [s.wall / floor[s.round] for s in ok if s.round in floor]
         rss = median([s.peak_rss_kib / 1024 for s in ok])
-        label = "**serverprep**" if tool == "serverprep" else tool
+        label = f"**{tool}**" if tool.startswith("serverprep") else tool
         rows.append(
             f"| {label} | {_fmt(median([s.wall for s in ok]), 2)} s | {_fmt(median(ratios), 2)} | {_fmt(rss, 0)} MiB "
             f"| {_fmt(median([s.connections for s in ok]))} | {_fmt(median([s.sessions for s in ok]))} "
             f"| {_fmt(median([s.tasks for s in ok]), 0)} "
-            f"| {_fmt(median([s.db_commits for s in ok if s.db_commits is not None]) if tool == 'serverprep' else None)} "
+            f"| {_fmt(median([s.db_commits for s in ok if s.db_commits is not None]))} "
             f"| {len(mine) - len(ok)} of {len(mine)} |"
         )
     return "\n".join(rows)
 
 
-def latency(samples: list[Sample], n: int) -> str:
-    mine = [s for s in samples if s.tool == "serverprep" and s.servers == n]
+def latency(samples: list[Sample], n: int, tool: str) -> str:
+    mine = [s for s in samples if s.tool == tool and s.servers == n]
     prepare = [v for s in mine for v in s.prepare_ms]
     status = [v for s in mine for v in s.status_ms]
     if not mine:
         return ""
     return (
-        f"serverprep RPC latency while the fleet runs (all rounds): Prepare p50 {_fmt(percentile(prepare, 50))} ms, "
+        f"{tool} RPC latency while the fleet runs (all rounds): Prepare p50 {_fmt(percentile(prepare, 50))} ms, "
         f"p99 {_fmt(percentile(prepare, 99))} ms over {len(prepare)} calls; "
         f"Status p50 {_fmt(percentile(status, 50))} ms, p99 {_fmt(percentile(status, 99))} ms over {len(status)} calls"
     )
@@ -185,12 +191,16 @@ def report(samples: list[Sample], n: int, tools: list[str], rounds: int, load: t
         table(samples, n, tools),
         "",
     ]
-    text = latency(samples, n)
-    if text:
-        lines += [text, ""]
+    for tool in ("serverprep", "serverprep-postgres"):
+        text = latency(samples, n, tool)
+        if text:
+            lines += [text, ""]
     for s in mine:
         for failure in s.failures[:5]:
             lines.append(f"- round {s.round + 1}, {s.tool}: {failure.splitlines()[0] if failure else failure}")
+        if s.listen_overflows:
+            lines.append(f"- round {s.round + 1}, {s.tool}: {s.listen_overflows} connection attempts dropped by a full listen queue "
+                         "(sshd's backlog is 128; the client retried after 1 s)")
         if s.sshd_refusals:
             lines.append(f"- round {s.round + 1}, {s.tool}: sshd: {s.sshd_refusals[0]} ({len(s.sshd_refusals)} such lines)")
     return "\n".join(lines)
@@ -209,6 +219,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--prepare-window", type=int, default=0, help="Prepare calls in flight at once (default 0: all N)")
     p.add_argument("--run-timeout", type=float, default=600, help="seconds one tool's run may take (default 600)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds the whole benchmark may take (default 3600)")
+    p.add_argument("--postgres", default=os.environ.get("SERVERPREP_TEST_POSTGRES_URL", ""),
+                   help="for serverprep-postgres: a PostgreSQL URL allowed to create databases (default $SERVERPREP_TEST_POSTGRES_URL)")
     p.add_argument("--profile", type=Path, help="also run py-spy on `serverprep serve` in each N's first round; output here")
     p.add_argument("--json", type=Path, help="write every sample (and the recording) to this file")
     p.add_argument("--smoke", action="store_true", help="N=3, one round (CI): proves every part runs, times nothing")
@@ -229,6 +241,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     unknown = [t for t in args.tools if t not in TOOLS]
     if unknown:
         p.error(f"--tools: unknown {', '.join(unknown)}; choose from {', '.join(TOOLS)}")
+    if "serverprep-postgres" in args.tools and not args.postgres:
+        p.error("serverprep-postgres needs --postgres URL (or $SERVERPREP_TEST_POSTGRES_URL), e.g. as ./dev test sets it")
     if "floor" not in args.tools:
         args.tools.insert(0, "floor")  # every ratio is to the floor of the same round
     for name in ("readers", "prepare_window"):
@@ -241,7 +255,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    opts = Options(args.readers, args.status_rate, args.prepare_window, args.run_timeout, args.profile)
+    opts = Options(args.readers, args.status_rate, args.prepare_window, args.run_timeout, args.profile, args.postgres)
     samples: list[Sample] = []
     reports: list[str] = []
     with open(LOCK, "w") as lock, procs.guarded(args.timeout), tempfile.TemporaryDirectory(prefix="spb-run-") as tmp:
@@ -274,7 +288,7 @@ def main(argv: list[str]) -> int:
     if args.profile:
         from profile_summary import summarize
 
-        for path in sorted(args.profile.glob("serverprep-n*.txt")):
+        for path in sorted(args.profile.glob("serverprep*-n*.txt")):
             print(f"\n### py-spy profile of `serverprep serve`, {path.name}\n\n{summarize(path)}")
     return 1 if any(s.failures for s in samples) else 0
 

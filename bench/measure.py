@@ -114,6 +114,20 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listen queue was full (all sockets here).
+
+    sshd listens with a backlog of 128 that no setting changes; a client whose SYN is dropped
+    retries after a second, which shows in the wall time of whoever connects N at once.
+    """
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:], strict=True))
+            return int(table.get("ListenOverflows", 0))
+    return 0
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 

@@ -42,7 +42,7 @@ class Service:
 
 
 @contextlib.contextmanager
-def service(data_dir: Path, max_concurrent: int, *extra: str) -> Iterator[Service]:
+def service(data_dir: Path, max_concurrent: int, *extra: str, database_url: str = "") -> Iterator[Service]:
     """``serverprep serve`` as its own process on a free loopback port, with a fresh data directory."""
     from harness.targets import free_port
 
@@ -52,6 +52,8 @@ def service(data_dir: Path, max_concurrent: int, *extra: str) -> Iterator[Servic
         *serve_command(), "--listen", address, "--data-dir", str(data_dir), "--max-concurrent", str(max_concurrent), *extra,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if database_url:
+        env["SERVERPREP_DATABASE_URL"] = database_url  # not in argv: it holds a password
     with open(data_dir / "service.log", "wb") as log:
         proc = procs.spawn(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
@@ -61,6 +63,26 @@ def service(data_dir: Path, max_concurrent: int, *extra: str) -> Iterator[Servic
         code = procs.stop(proc, grace=30)
         if code not in (0, -15, None):
             print(f"bench: serverprep serve exited with {code}; its log: {data_dir / 'service.log'}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one run (dropped after); yields its URL."""
+    try:
+        import psycopg2
+    except ImportError:
+        raise SystemExit("bench: serverprep-postgres needs psycopg2 in the bench's Python (pip install psycopg2-binary)") from None
+    import secrets
+
+    name = f"serverprep_bench_{secrets.token_hex(6)}"
+    admin = psycopg2.connect(admin_url)
+    admin.autocommit = True
+    try:
+        admin.cursor().execute(f"CREATE DATABASE {name}")
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
 
 
 def serve_command() -> list[str]:
