@@ -1,78 +1,36 @@
-"""A typed, blocking Python client for other programs that talk to serverprep."""
+"""A typed, blocking Python client for other programs that talk to serverprep.
+
+Long because it is the documented public API: every method carries its docstring and example.
+"""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from typing import Any, Unpack
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
-from serverprep.clients.defaults import DEFAULT_ADDRESS
+from serverprep.clients import messages
+from serverprep.clients.channel import STREAM_RESUME_ATTEMPTS, Connection
+from serverprep.clients.errors import ServerprepClientError, error_from_rpc
+from serverprep.clients.messages import ServerChanges, prepare_options
+from serverprep.clients.types import TERMINAL
 from serverprep.v1 import preparations_pb2 as pb
 from serverprep.v1 import preparations_pb2_grpc as pb_grpc
 from serverprep.v1 import servers_pb2 as spb
 from serverprep.v1 import servers_pb2_grpc as spb_grpc
 
+__all__ = ["Client", "ServerprepClientError", "TERMINAL", "prepare_options"]
 
-def _read(path: str | None) -> bytes | None:
-    if not path:
-        return None
-    with open(path, "rb") as f:
-        return f.read()
-TERMINAL = (pb.PREPARATION_STATE_SUCCEEDED, pb.PREPARATION_STATE_FAILED, pb.PREPARATION_STATE_CANCELLED)
-
-
-@dataclass
-class ServerprepClientError(Exception):
-    """A failed call: the gRPC code, serverprep's reason and the details it sent."""
-
-    code: grpc.StatusCode
-    message: str
-    reason: str = ""
-    metadata: dict[str, str] = field(default_factory=dict)
-    violations: dict[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        head = self.reason or self.code.name
-        text = f"{head}: {self.message}"
-        if self.violations and self.message.startswith("invalid request"):
-            return text
-        for name, why in self.violations.items():
-            text += f"\n  {name}: {why}"
-        return text
-
-    @classmethod
-    def from_rpc(cls, error: grpc.RpcError) -> ServerprepClientError:
-        code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
-        message = error.details() if hasattr(error, "details") else str(error)
-        reason, metadata, violations = "", {}, {}
-        status = rpc_status.from_call(error) if hasattr(error, "trailing_metadata") else None
-        for detail in status.details if status else ():
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                reason, metadata = info.reason, dict(info.metadata)
-            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad = error_details_pb2.BadRequest()
-                detail.Unpack(bad)
-                violations = {v.field: v.description for v in bad.field_violations}
-        if code is grpc.StatusCode.UNAVAILABLE and not reason:
-            reason = "SERVICE_UNAVAILABLE"
-        return cls(code=code, message=message or code.name, reason=reason, metadata=metadata, violations=violations)
-
-
-def prepare_options(docker_source: str = "official", step_timeout: int = 0, **fields: str | int) -> pb.PrepareOptions:
-    source = {"official": pb.DOCKER_SOURCE_OFFICIAL, "distro": pb.DOCKER_SOURCE_DISTRO}[docker_source]
-    return pb.PrepareOptions(docker_source=source, step_timeout_seconds=step_timeout, **fields)
+#: Errors after which a log stream is picked up again by sequence number.
+RESUMABLE = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
 
 
 class Client:
     """Blocking client for the serverprep API.
 
+    >>> from serverprep.clients import Client, PREPARATION_STATE_SUCCEEDED
     >>> with Client("127.0.0.1:50051") as sp:                      # doctest: +SKIP
     ...     sp.create_server("web1", host="10.0.0.5", user="admin",
     ...                      private_key=open("id_ed25519").read(),
@@ -82,7 +40,11 @@ class Client:
     ...         print(entry.seq, entry.step, entry.text)
     ...     assert sp.status("web1").state == PREPARATION_STATE_SUCCEEDED
 
-    Every method raises :class:`ServerprepClientError` on failure.
+    Every method raises a subclass of :class:`ServerprepClientError` on failure: the class of
+    the service's reason (:class:`ServerNotFound`, :class:`PreparationActive`, ...),
+    :class:`ServiceUnavailable` when the service cannot be reached, and
+    :class:`InvalidArgumentError` (also a ``ValueError``) for arguments refused before any call.
+    :class:`AsyncClient` has the same methods, to be awaited.
     """
 
     def __init__(
@@ -94,23 +56,27 @@ class Client:
         tls_ca: str | None = None,
         tls_cert: str | None = None,
         tls_key: str | None = None,
-    ):
-        """Defaults come from $SERVERPREP_ADDRESS, $SERVERPREP_TOKEN and $SERVERPREP_TLS_CA/_CERT/_KEY (PEM files)."""
-        env = os.environ.get
-        self.address = address or env("SERVERPREP_ADDRESS") or DEFAULT_ADDRESS
+    ) -> None:
+        """Connect lazily to ``address`` (``host:port``, or any gRPC target such as ``unix:/run/sp.sock``).
+
+        Defaults come from $SERVERPREP_ADDRESS (an empty value counts as unset; then
+        127.0.0.1:50051), $SERVERPREP_TOKEN and $SERVERPREP_TLS_CA/_CERT/_KEY (PEM files).
+        ``timeout`` bounds each call in seconds, except the log stream, which lasts as long as
+        the preparation. Nothing is sent until the first call.
+        """
+        conn = Connection.resolve(address, token, tls_ca, tls_cert, tls_key)
+        self.address = conn.address
         self.timeout = timeout
-        token = token if token is not None else env("SERVERPREP_TOKEN", "")
-        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        tls_ca, tls_cert, tls_key = tls_ca or env("SERVERPREP_TLS_CA"), tls_cert or env("SERVERPREP_TLS_CERT"), tls_key or env("SERVERPREP_TLS_KEY")
-        if tls_ca or tls_cert:
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=_read(tls_ca), private_key=_read(tls_key), certificate_chain=_read(tls_cert)
-            )
-            self.channel = grpc.secure_channel(self.address, credentials)
+        self.metadata = conn.metadata
+        if conn.credentials is not None:
+            self.channel = grpc.secure_channel(conn.address, conn.credentials)
         else:
-            self.channel = grpc.insecure_channel(self.address)
+            self.channel = grpc.insecure_channel(conn.address)
         self.servers = spb_grpc.ServerServiceStub(self.channel)
         self.preparations = pb_grpc.PreparationServiceStub(self.channel)
+        self._health = self.channel.unary_unary(
+            messages.HEALTH_CHECK, request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw
+        )
 
     def __enter__(self) -> Client:
         return self
@@ -119,21 +85,22 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        """Close the channel; calls in flight end with :class:`ServiceUnavailable` or ``CANCELLED``."""
         self.channel.close()
 
-    def _call(self, method, request):  # type: ignore[no-untyped-def]
+    def _call(self, method: Any, request: Any) -> Any:
         try:
             return method(request, timeout=self.timeout, metadata=self.metadata)
         except grpc.RpcError as e:
-            raise ServerprepClientError.from_rpc(e) from None
+            raise error_from_rpc(e) from None
 
-    def health(self) -> str:
-        """The service's health: SERVING, NOT_SERVING, ..."""
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
+    def health(self, service: str = "") -> str:
+        """The service's health (grpc.health.v1): ``"SERVING"``, ``"NOT_SERVING"`` (shutting down), ...
 
-        stub = health_pb2_grpc.HealthStub(self.channel)
-        response = self._call(stub.Check, health_pb2.HealthCheckRequest())
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        >>> Client().health()                                          # doctest: +SKIP
+        'SERVING'
+        """
+        return messages.health_status(self._call(self._health, messages.health_request(service)))
 
     # -- servers ------------------------------------------------------------
 
@@ -151,79 +118,161 @@ class Client:
         host_key: str = "",
         accept_new_host_key: bool = False,
     ) -> spb.Server:
-        request = spb.CreateServerRequest(
-            name=name,
-            host=host,
-            port=port,
-            user=user,
-            credentials=spb.Credentials(
-                private_key=private_key,
-                private_key_passphrase=private_key_passphrase,
-                password=password,
-                sudo_password=sudo_password,
-            ),
-            host_key=host_key,
-            accept_new_host_key=accept_new_host_key,
+        """Register a server to prepare. Credentials are stored encrypted and never returned.
+
+        Give exactly one of ``host_key`` (``"ssh-ed25519 AAAA..."``, as in known_hosts without
+        the host name) or ``accept_new_host_key=True`` (pin the key seen on the first connection).
+
+        >>> sp.create_server("web1", host="10.0.0.5", user="admin",     # doctest: +SKIP
+        ...                  private_key=key_text, host_key="ssh-ed25519 AAAAC3Nza...")
+
+        Raises :class:`ServerExists`, :class:`InvalidArgumentError` (see ``violations``).
+        """
+        request = messages.create_server(
+            name, host=host, user=user, port=port, private_key=private_key, private_key_passphrase=private_key_passphrase,
+            password=password, sudo_password=sudo_password, host_key=host_key, accept_new_host_key=accept_new_host_key,
         )
-        return self._call(self.servers.CreateServer, request).server
+        response: spb.CreateServerResponse = self._call(self.servers.CreateServer, request)
+        return response.server
 
     def get_server(self, name: str) -> spb.Server:
-        return self._call(self.servers.GetServer, spb.GetServerRequest(name=name)).server
+        """A registered server (without its credentials: see ``has_private_key`` and the like).
+
+        Raises :class:`ServerNotFound`.
+        """
+        response: spb.GetServerResponse = self._call(self.servers.GetServer, messages.by_name(spb.GetServerRequest, name))
+        return response.server
 
     def list_servers(self, page_size: int = 100) -> Iterator[spb.Server]:
+        """Every registered server, by name, fetched ``page_size`` at a time.
+
+        >>> [s.name for s in sp.list_servers()]                         # doctest: +SKIP
+        ['db1', 'web1']
+        """
         token = ""
         while True:
-            page = self._call(self.servers.ListServers, spb.ListServersRequest(page_size=page_size, page_token=token))
+            page: spb.ListServersResponse = self._call(self.servers.ListServers, messages.list_servers(page_size, token))
             yield from page.servers
             token = page.next_page_token
             if not token:
                 return
 
-    def update_server(self, name: str, **changes: str | int | bool) -> spb.Server:
-        """Change only the given fields: host, port, user, private_key, private_key_passphrase,
-        password, sudo_password, host_key, accept_new_host_key."""
-        request = spb.UpdateServerRequest(name=name)
-        for key, value in changes.items():
-            if key in ("private_key", "private_key_passphrase", "password", "sudo_password"):
-                setattr(request.credentials, key, value)
-                request.update_mask.paths.append(f"credentials.{key}")
-            else:
-                setattr(request, key, value)
-                request.update_mask.paths.append(key)
-        return self._call(self.servers.UpdateServer, request).server
+    def update_server(self, name: str, **changes: Unpack[ServerChanges]) -> spb.Server:
+        """Change only the given fields; the server keeps its history.
+
+        Fields: ``host``, ``port``, ``user``, ``private_key``, ``private_key_passphrase``,
+        ``password``, ``sudo_password``, ``host_key`` (pin this key) and
+        ``accept_new_host_key=True`` (forget the pinned key, pin the next one seen).
+
+        >>> sp.update_server("web1", host="10.0.0.6", host_key=new_key)   # doctest: +SKIP
+
+        An unknown field, a wrong type or no change at all raises :class:`InvalidArgumentError`
+        before any call.
+        """
+        response: spb.UpdateServerResponse = self._call(self.servers.UpdateServer, messages.update_server(name, changes))
+        return response.server
 
     def delete_server(self, name: str) -> None:
-        self._call(self.servers.DeleteServer, spb.DeleteServerRequest(name=name))
+        """Remove a server and its history. Raises :class:`PreparationActive` while it is being prepared."""
+        self._call(self.servers.DeleteServer, messages.by_name(spb.DeleteServerRequest, name))
 
     # -- preparations -------------------------------------------------------
 
-    def prepare(self, server: str, *, request_id: str = "", **options: str | int) -> pb.Preparation:
-        """Start preparing ``server``. ``options`` are PrepareOptions fields; ``docker_source``
-        may be given as "official" or "distro"."""
-        request = pb.PrepareRequest(server=server, request_id=request_id, options=prepare_options(**options))
-        return self._call(self.preparations.Prepare, request).preparation
+    def prepare(
+        self,
+        server: str,
+        *,
+        request_id: str = "",
+        docker_source: str | int = "official",
+        step_timeout: int = 0,
+        docker_version: str = "",
+        channel: str = "",
+        repository_url: str = "",
+        http_proxy: str = "",
+        https_proxy: str = "",
+        no_proxy: str = "",
+    ) -> pb.Preparation:
+        """Start preparing ``server``; returns at once with the ``PENDING`` preparation.
 
-    def plan(self, server: str, **options: str | int) -> pb.PlanResponse:
-        """What Prepare would run on ``server``, from its real facts, changing nothing."""
-        return self._call(self.preparations.Plan, pb.PlanRequest(server=server, options=prepare_options(**options)))
+        ``docker_source`` is ``"official"`` (Docker's repository, the default) or ``"distro"``
+        (the OS's own packages), or a :class:`DockerSource` value. ``step_timeout`` is in seconds
+        (0: the service's default, 900). ``docker_version`` is a version prefix (``"27.3"``),
+        ``channel`` ``"stable"`` or ``"test"``, ``repository_url`` a mirror of
+        download.docker.com, and the proxies are passed to the package tools on the server.
+        The same ``request_id`` returns the same preparation instead of starting another.
+
+        >>> prep = sp.prepare("web1", docker_source="distro", request_id="deploy-42")  # doctest: +SKIP
+        >>> prep.state == PREPARATION_STATE_PENDING                                    # doctest: +SKIP
+        True
+
+        Raises :class:`PreparationActive` (see ``.preparation_id``) when one is running.
+        """
+        options = prepare_options(docker_source, step_timeout, docker_version, channel, repository_url, http_proxy,
+                                  https_proxy, no_proxy)
+        response: pb.PrepareResponse = self._call(self.preparations.Prepare, messages.prepare(server, request_id, options))
+        return response.preparation
+
+    def plan(
+        self,
+        server: str,
+        *,
+        docker_source: str | int = "official",
+        step_timeout: int = 0,
+        docker_version: str = "",
+        channel: str = "",
+        repository_url: str = "",
+        http_proxy: str = "",
+        https_proxy: str = "",
+        no_proxy: str = "",
+    ) -> pb.PlanResponse:
+        """What :meth:`prepare` would run on ``server``, from its real facts, changing nothing.
+
+        It connects (read-only), so it raises what a connection can: :class:`HostKeyMismatch`,
+        :class:`AuthFailed`, :class:`ConnectFailed` and its subclasses, :class:`UnsupportedOS` ...
+
+        >>> for step in sp.plan("web1", docker_source="distro").steps:   # doctest: +SKIP
+        ...     print(step.name, step.summaries)
+        """
+        options = prepare_options(docker_source, step_timeout, docker_version, channel, repository_url, http_proxy,
+                                  https_proxy, no_proxy)
+        response: pb.PlanResponse = self._call(self.preparations.Plan, messages.plan(server, options))
+        return response
 
     def status(self, server: str, preparation_id: str = "") -> pb.Preparation:
-        request = pb.StatusRequest(server=server, preparation_id=preparation_id)
-        return self._call(self.preparations.Status, request).preparation
+        """A preparation with its steps, OS and failure: the latest of ``server`` unless ``preparation_id``.
+
+        >>> prep = sp.status("web1")                                     # doctest: +SKIP
+        >>> [(s.name, StepState.Name(s.state)) for s in prep.steps]      # doctest: +SKIP
+        [('detect_os', 'STEP_STATE_SUCCEEDED'), ...]
+        """
+        request = messages.by_preparation(pb.StatusRequest, server, preparation_id)
+        response: pb.StatusResponse = self._call(self.preparations.Status, request)
+        return response.preparation
 
     def retry(self, server: str, preparation_id: str = "") -> pb.Preparation:
-        request = pb.RetryRequest(server=server, preparation_id=preparation_id)
-        return self._call(self.preparations.Retry, request).preparation
+        """Resume a FAILED or CANCELLED preparation at the step that did not finish.
+
+        Raises :class:`NotRetryable` for one that succeeded or is still active.
+        """
+        request = messages.by_preparation(pb.RetryRequest, server, preparation_id)
+        response: pb.RetryResponse = self._call(self.preparations.Retry, request)
+        return response.preparation
 
     def cancel(self, server: str, preparation_id: str = "") -> pb.Preparation:
-        request = pb.CancelRequest(server=server, preparation_id=preparation_id)
-        return self._call(self.preparations.Cancel, request).preparation
+        """Stop a PENDING or RUNNING preparation (the running remote command is killed).
+
+        Raises :class:`NotCancellable` for one that has ended.
+        """
+        request = messages.by_preparation(pb.CancelRequest, server, preparation_id)
+        response: pb.CancelResponse = self._call(self.preparations.Cancel, request)
+        return response.preparation
 
     def list_preparations(self, server: str, page_size: int = 50) -> Iterator[pb.Preparation]:
+        """The preparations of ``server``, newest first, fetched ``page_size`` at a time."""
         token = ""
         while True:
-            request = pb.ListPreparationsRequest(server=server, page_size=page_size, page_token=token)
-            page = self._call(self.preparations.ListPreparations, request)
+            page: pb.ListPreparationsResponse = self._call(
+                self.preparations.ListPreparations, messages.list_preparations(server, page_size, token))
             yield from page.preparations
             token = page.next_page_token
             if not token:
@@ -232,27 +281,42 @@ class Client:
     def stream_logs(
         self, server: str, preparation_id: str = "", *, after_seq: int = 0, follow: bool = True, resume: bool = True
     ) -> Iterator[pb.LogEntry]:
-        """Log entries in order; with ``resume``, a cut stream is picked up again by sequence number."""
+        """Log entries after ``after_seq``, in order: the stored ones, then live ones until the preparation ends.
+
+        With ``follow=False`` it stops at the last stored entry. With ``resume`` (the default), a
+        stream cut by the service (a reader too slow, a restart) is picked up again after the
+        last entry received, so nothing is lost or repeated; without a ``preparation_id`` it
+        stays on the preparation that was the latest when it started.
+
+        >>> for entry in sp.stream_logs("web1", prep.id):                   # doctest: +SKIP
+        ...     if entry.stream == LOG_STREAM_STDERR:
+        ...         print("!", entry.text)
+
+        Breaking out of the loop cancels the stream.
+        """
         last = after_seq
         attempts = 0
         if resume and not preparation_id:
-            # Stay on this preparation when resuming, even if a newer one starts meanwhile.
             preparation_id = self.status(server).id
         while True:
-            request = pb.StreamLogsRequest(
-                server=server, preparation_id=preparation_id, after_seq=last, no_follow=not follow
-            )
+            call = self.preparations.StreamLogs(messages.stream_logs(server, preparation_id, last, follow), metadata=self.metadata)
             try:
-                for response in self.preparations.StreamLogs(request, metadata=self.metadata):
+                for response in call:
                     attempts = 0
                     for entry in response.entries:
                         last = entry.seq
                         yield entry
                 return
             except grpc.RpcError as e:
-                error = ServerprepClientError.from_rpc(e)
-                resumable = error.code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+                error = error_from_rpc(e)
                 attempts += 1
-                if not (resume and resumable and attempts <= 5):
+                if not (resume and error.code in RESUMABLE and attempts <= STREAM_RESUME_ATTEMPTS):
                     raise error from None
                 time.sleep(min(attempts, 3))
+            finally:
+                call.cancel()
+
+
+def is_terminal(prep: pb.Preparation) -> bool:
+    """Whether ``prep`` has ended (SUCCEEDED, FAILED or CANCELLED)."""
+    return prep.state in TERMINAL
