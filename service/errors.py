@@ -88,6 +88,12 @@ class StreamTooSlow(ServerprepError):
     reason = "STREAM_TOO_SLOW"
 
 
+class TooManyPlans(ServerprepError):
+    """More Plan calls (dry runs) at once than the service allows; try again shortly."""
+
+    reason = "TOO_MANY_PLANS"
+
+
 class InsecureListen(ServerprepError):
     """Refusal to serve a non-loopback address in the clear and without a token."""
 
@@ -143,6 +149,12 @@ class AuthFailed(RemoteError, PermissionError):
 
 class ConnectionLost(RemoteError, ConnectionError):
     reason = "CONNECTION_LOST"
+
+
+class OutputTooLarge(RemoteError):
+    """A remote command printed more than serverprep reads from it."""
+
+    reason = "OUTPUT_TOO_LARGE"
 
 
 class SudoFailed(RemoteError, PermissionError):

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from serverprep.service.aio import run_to_end
 from serverprep.service.domain import MAX_LINE, LogEntry, PrepChange, PrepState, StepChange, StepState, Stream
@@ -53,14 +54,38 @@ class Subscription:
         return True
 
 
+@dataclass
+class OutputBudget:
+    """What one preparation may store of its commands' output, and what it has stored."""
+
+    max_lines: int
+    max_bytes: int
+    lines: int = 0
+    bytes: int = 0
+    dropped_lines: int = 0
+    dropped_bytes: int = 0
+
+    def admit(self, text: str) -> bool:
+        size = len(text.encode())
+        if self.lines < self.max_lines and self.bytes + size <= self.max_bytes:
+            self.lines += 1
+            self.bytes += size
+            return True
+        self.dropped_lines += 1
+        self.dropped_bytes += size
+        return False
+
+
 class Journal:
     """The log of one active preparation."""
 
-    def __init__(self, prep_id: str, store: Store, last_seq: int, redact: Callable[[str], str]):
+    def __init__(self, prep_id: str, store: Store, last_seq: int, redact: Callable[[str], str], budget: OutputBudget):
         self.prep_id = prep_id
         self.store = store
         self.seq = last_seq
         self.redact = redact
+        self.budget = budget
+        self._reported = 0
         self.pending: list[LogEntry] = []
         self.inflight: list[LogEntry] = []
         self.subscribers: set[Subscription] = set()
@@ -77,14 +102,23 @@ class Journal:
         *,
         step_state: StepState | None = None,
         prep_state: PrepState | None = None,
-    ) -> LogEntry:
+    ) -> LogEntry | None:
+        """Number, store (in the next flush) and send an entry; command output past the
+        preparation's budget is counted instead (serverprep's own events always pass)."""
+        text = self.redact(text[:MAX_LINE])
+        if stream is not Stream.EVENT and not self.budget.admit(text):
+            if self.budget.dropped_lines == 1:
+                b = self.budget
+                self.emit(step, Stream.EVENT, f"output limit reached: this preparation stored {b.lines} lines and {b.bytes} "
+                          f"bytes of output (limits {b.max_lines} lines, {b.max_bytes} bytes); further output is not stored")
+            return None
         self.seq += 1
         entry = LogEntry(
             seq=self.seq,
             time=time.time(),
             step=step,
             stream=stream,
-            text=self.redact(text[:MAX_LINE]),
+            text=text,
             step_state=step_state,
             prep_state=prep_state,
         )
@@ -115,6 +149,13 @@ class Journal:
                 raise
             finally:
                 self.inflight = []
+
+    def report_dropped(self, step: str) -> None:
+        """Say how much output was not stored since the last report (at the end of a step)."""
+        b = self.budget
+        if b.dropped_lines > self._reported:
+            self.emit(step, Stream.EVENT, f"{b.dropped_lines - self._reported} lines of output were not stored (output limit)")
+            self._reported = b.dropped_lines
 
     def unflushed(self) -> list[LogEntry]:
         return [*self.inflight, *self.pending]
@@ -159,16 +200,20 @@ class Journal:
 
 
 class LogBus:
-    def __init__(self, store: Store, subscriber_limit: int):
+    def __init__(self, store: Store, subscriber_limit: int, max_lines: int, max_bytes: int):
         self.store = store
         self.subscriber_limit = subscriber_limit
+        self.max_lines = max_lines
+        self.max_bytes = max_bytes
         self.journals: dict[str, Journal] = {}
         self.closing = False
 
-    def open(self, prep_id: str, last_seq: int, redact: Callable[[str], str]) -> Journal:
+    def open(self, prep_id: str, last_seq: int, redact: Callable[[str], str], stored: tuple[int, int] = (0, 0)) -> Journal:
+        """The journal of a preparation that runs here; ``stored`` is the output (lines, bytes) it has stored."""
         journal = self.journals.get(prep_id)
         if journal is None or journal.closed:
-            journal = Journal(prep_id, self.store, last_seq, redact)
+            budget = OutputBudget(self.max_lines, self.max_bytes, lines=stored[0], bytes=stored[1])
+            journal = Journal(prep_id, self.store, last_seq, redact, budget)
             self.journals[prep_id] = journal
         return journal
 

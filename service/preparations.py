@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 from serverprep.drivers import STEP_NAMES
 from serverprep.service.domain import LogEntry, Options, Preparation, PrepState, redactor
-from serverprep.service.errors import NotCancellable, NotRetryable
+from serverprep.service.errors import NotCancellable, NotRetryable, TooManyPlans
 from serverprep.service.logbus import LogBus
 from serverprep.service.replicas import Replicas
 from serverprep.service.runner import PreparationRunner, plan_options
@@ -24,6 +25,7 @@ class Preparations:
         self.scheduler = scheduler
         self.replicas = replicas
         self.runner = runner
+        self._plans = asyncio.Semaphore(runner.settings.max_concurrent_plans)
 
     async def prepare(self, server: str, options: Options, request_id: str = "") -> Preparation:
         """Start preparing ``server`` (PENDING at once); the same ``request_id`` returns the same preparation."""
@@ -62,13 +64,17 @@ class Preparations:
 
     async def plan(self, server_name: str, options: Options) -> dict[str, Any]:
         """Connect, gather facts read-only, and return the plan Prepare would follow (Plan.to_dict()),
-        with the caller's secrets redacted."""
+        with the caller's secrets redacted. At most --max-concurrent-plans run at once; more are refused."""
         server = await self.store.get_server(server_name)
-        conn = await self.runner.open(server)
-        try:
-            plan = self.runner.drivers.plan(await self.runner.facts(conn), plan_options(options, server.user))
-        finally:
-            await conn.close()
+        if self._plans.locked():
+            limit = self.runner.settings.max_concurrent_plans
+            raise TooManyPlans(f"{limit} Plan calls are running; try again when one ends", metadata={"limit": str(limit)})
+        async with self._plans:
+            conn = await self.runner.open(server)
+            try:
+                plan = self.runner.drivers.plan(await self.runner.facts(conn), plan_options(options, server.user))
+            finally:
+                await conn.close()
         hide = redactor(options.secrets())
         data = plan.to_dict()
         for step in data["steps"]:

@@ -7,6 +7,7 @@ of the commands they run.
 
 from __future__ import annotations
 
+import re
 import secrets
 import shlex
 from collections.abc import Sequence
@@ -14,11 +15,16 @@ from dataclasses import dataclass, field
 
 from serverprep.drivers import Facts, OsRelease, Probe, ProbeResult, StepPlan
 from serverprep.service.domain import Stream
+from serverprep.service.errors import FactsFailed
 
 FACT_PROGRAMS = (
     "apt-get", "dpkg", "dnf", "dnf5", "yum", "microdnf", "zypper", "apk", "pacman",
     "systemctl", "docker", "sudo", "setsid", "curl",
 )
+
+
+# What uname -m, dpkg --print-architecture and id -un may answer.
+_FACT_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
 
 
 def new_marker() -> str:
@@ -40,16 +46,18 @@ def facts_script(marker: str, probes: Sequence[Probe] = ()) -> str:
     return "\n".join(
         [
             f"M={m}",
+            # Each answer is cut short on the server: a tool that prints without end costs nothing.
             'echo "$M os-release"',
-            "cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null",
+            "{ cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; } | head -c 65536",
+            "echo",
             'echo "$M end-os-release"',
-            'echo "$M machine $(uname -m)"',
-            'echo "$M uid $(id -u)"',
-            'echo "$M user $(id -un)"',
+            'echo "$M machine $(uname -m | head -c 256)"',
+            'echo "$M uid $(id -u | head -c 256)"',
+            'echo "$M user $(id -un | head -c 256)"',
             f'for c in {programs}; do command -v "$c" >/dev/null 2>&1 && echo "$M has $c"; done',
-            'command -v dpkg >/dev/null 2>&1 && echo "$M dpkg-arch $(dpkg --print-architecture 2>/dev/null)"',
-            'command -v docker >/dev/null 2>&1 && echo "$M docker $(docker --version 2>/dev/null)"',
-            'command -v dnf >/dev/null 2>&1 && echo "$M dnf $(dnf --version 2>/dev/null | head -n 1)"',
+            'command -v dpkg >/dev/null 2>&1 && echo "$M dpkg-arch $(dpkg --print-architecture 2>/dev/null | head -c 256)"',
+            'command -v docker >/dev/null 2>&1 && echo "$M docker $(docker --version 2>/dev/null | head -c 256)"',
+            'command -v dnf >/dev/null 2>&1 && echo "$M dnf $(dnf --version 2>/dev/null | head -n 1 | head -c 256)"',
             *probe_lines,
             "exit 0",
         ]
@@ -92,6 +100,10 @@ def parse_facts(lines: list[str], marker: str) -> Facts:
             commands.add(value)
         else:
             values[key] = value
+    for key, what in (("machine", "uname -m"), ("dpkg-arch", "dpkg --print-architecture"), ("user", "id -un")):
+        if key in values and not _FACT_WORD.fullmatch(values[key]):
+            raise FactsFailed(f"the server answered {what} with {values[key][:60]!r}, which is not a plausible answer",
+                              metadata={"fact": key})
     uid = values.get("uid", "")
     return Facts(
         os_release=OsRelease.from_text("\n".join(os_lines)),

@@ -22,6 +22,7 @@ _CODES: list[tuple[type[errors.ServerprepError], grpc.StatusCode]] = [
     (errors.ServiceUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.StorageError, grpc.StatusCode.UNAVAILABLE),
     (errors.StreamTooSlow, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.TooManyPlans, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.UnsupportedOS, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.DriverConflict, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.DriverError, grpc.StatusCode.FAILED_PRECONDITION),

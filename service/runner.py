@@ -118,7 +118,7 @@ class PreparationRunner:
 
     async def facts(self, conn: ssh.Connection, run: Run | None = None) -> Facts:
         emit = None if run is None else (lambda stream, text: run.emit(stream, text, DETECT))
-        return await gather_facts(conn, self.drivers.probes, self.settings.facts_timeout, emit)
+        return await gather_facts(conn, self.drivers.probes, self.settings.facts_timeout, self.settings.facts_max_bytes, emit)
 
     async def _detect(self, run: Run) -> tuple[Facts, Plan]:
         assert run.conn is not None
@@ -170,6 +170,7 @@ class PreparationRunner:
 
     async def end_step(self, run: Run, name: str, state: StepState, message: str, exit_code: int | None = None) -> None:
         message = run.journal.redact(message)
+        run.journal.report_dropped(name)
         run.journal.emit(name, Stream.EVENT, f"{name} {state.value}" + (f": {message}" if message else ""), step_state=state)
         await run.journal.flush(step=StepChange(name, state, time.time(), message, exit_code))
         run.prep.step(name).state = state

@@ -103,7 +103,8 @@ class Scheduler:
 
     async def _begin(self, prep: Preparation) -> Run:
         server = await self.store.get_server(prep.server)
-        journal = self.bus.open(prep.id, prep.last_seq, redactor(server.secrets.values() + prep.options.secrets()))
+        stored = await self.store.output_totals(prep.id) if prep.last_seq else (0, 0)
+        journal = self.bus.open(prep.id, prep.last_seq, redactor(server.secrets.values() + prep.options.secrets()), stored)
         run = Run(prep, server, journal, stop_reason=self._reasons.pop(prep.id, None))
         self._runs[prep.id] = run
         return run

@@ -48,7 +48,7 @@ class Service:
         self.store = Store(s.url, SecretBox.load(s.data_dir))
         await self.store.migrate()
         drivers = self.drivers or DriverRegistry.default()
-        self.bus = LogBus(self.store, subscriber_limit=s.stream_backlog)
+        self.bus = LogBus(self.store, s.stream_backlog, s.max_log_lines, s.max_log_bytes)
         runner = PreparationRunner(self.store, drivers, s)
         self.scheduler = Scheduler(self.store, self.bus, runner, s)
         self.replicas = Replicas(self.store, self.bus, self.scheduler, s)

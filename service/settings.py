@@ -80,6 +80,10 @@ class Settings:
         1024 * 1024, env="SERVERPREP_STREAM_MESSAGE_BYTES",
         help="bytes of log entries in one StreamLogs message (a single entry always fits; clients accept 4 MiB by default)",
     )
+    max_log_lines: int = _setting(100_000, env="SERVERPREP_MAX_LOG_LINES",
+                                  help="lines of command output one preparation stores; more are counted, not stored")
+    max_log_bytes: int = _setting(64 * 1024 * 1024, env="SERVERPREP_MAX_LOG_BYTES",
+                                  help="bytes of command output one preparation stores; more are counted, not stored")
     connect_timeout: float = _setting(15.0, env="SERVERPREP_CONNECT_TIMEOUT", help="seconds to open an SSH connection and log in")
     keepalive_interval: float = _setting(10.0, env="SERVERPREP_KEEPALIVE_INTERVAL",
                                          help="seconds between SSH keepalives to a server")
@@ -89,6 +93,10 @@ class Settings:
                                  help="seconds between SIGTERM and SIGKILL for a remote command being stopped")
     facts_timeout: float = _setting(60.0, env="SERVERPREP_FACTS_TIMEOUT",
                                     help="seconds the read-only facts round trip may take")
+    facts_max_bytes: int = _setting(1024 * 1024, env="SERVERPREP_FACTS_MAX_BYTES",
+                                    help="bytes the facts round trip may print before it is stopped (FACTS_FAILED)")
+    max_concurrent_plans: int = _setting(4, env="SERVERPREP_MAX_CONCURRENT_PLANS",
+                                         help="Plan calls (dry runs) at once; more are refused with RESOURCE_EXHAUSTED")
 
     @property
     def url(self) -> str:
@@ -150,6 +158,9 @@ class Settings:
         problems = []
         if self.max_concurrent < 1:
             problems.append("--max-concurrent must be at least 1")
+        for name in ("max_log_lines", "max_log_bytes", "facts_max_bytes", "max_concurrent_plans"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be at least 1")
         if self.stream_backlog < 1:
             problems.append("--stream-backlog must be at least 1")
         if not 64 * 1024 <= self.stream_message_bytes <= 3 * 1024 * 1024:

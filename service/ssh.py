@@ -15,11 +15,16 @@ from serverprep.service.errors import (
     ConnectFailed,
     ConnectionLost,
     HostKeyMismatch,
+    OutputTooLarge,
     RemoteError,
     StepTimeout,
 )
 
 LineHandler = Callable[[Stream, str], Awaitable[None] | None]
+
+READ_CHUNK = 64 * 1024
+#: Ends the part kept of a line longer than MAX_LINE.
+CUT = f" [line cut: longer than {MAX_LINE} bytes]".encode()
 
 
 
@@ -98,24 +103,30 @@ class Connection:
         on_line: LineHandler,
         stdin: str | None = None,
         timeout: float | None = None,
+        max_output: int | None = None,
     ) -> int:
         """Run ``command``, passing each output line to ``on_line`` as it arrives.
 
-        Returns the exit status (255 when the remote killed it with a signal).
+        Returns the exit status (255 when the remote killed it with a signal). More than
+        ``max_output`` bytes of output stop it with OutputTooLarge.
         """
         try:
             process = await self._conn.create_process(command, encoding=None, stdin=asyncssh.PIPE)
         except (OSError, asyncssh.Error) as e:
             raise _lost(e) from e
+        budget = _Budget(max_output)
         pumps = [
-            asyncio.ensure_future(_pump(process.stdout, Stream.STDOUT, on_line)),
-            asyncio.ensure_future(_pump(process.stderr, Stream.STDERR, on_line)),
+            asyncio.ensure_future(_pump(process.stdout, Stream.STDOUT, on_line, budget)),
+            asyncio.ensure_future(_pump(process.stderr, Stream.STDERR, on_line, budget)),
         ]
         try:
             if stdin is not None:
                 process.stdin.write(stdin.encode())
             process.stdin.write_eof()
-            _, pending = await asyncio.wait(pumps, timeout=timeout)
+            _, pending = await asyncio.wait(pumps, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION)
+            failed = [p for p in pumps if p.done() and not p.cancelled() and p.exception() is not None]
+            if failed:
+                raise failed[0].exception()  # type: ignore[misc]
             if pending:
                 raise StepTimeout(f"no end after {timeout:.0f} s", exit_code=None)
             for pump in pumps:
@@ -147,19 +158,52 @@ class Connection:
         return self._conn.is_closed()
 
 
-async def _pump(reader: asyncssh.SSHReader[bytes], stream: Stream, on_line: LineHandler) -> None:
-    while True:
-        try:
-            raw = await reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as e:
-            if e.partial:
-                await _deliver(on_line, stream, e.partial)
+class _Budget:
+    """Bytes of output a command may still send before it is stopped (None: no limit)."""
+
+    def __init__(self, limit: int | None):
+        self.left = limit
+
+    def spend(self, n: int) -> None:
+        if self.left is None:
             return
-        await _deliver(on_line, stream, raw)
+        self.left -= n
+        if self.left < 0:
+            raise OutputTooLarge("the command printed more than its output limit")
+
+
+async def _pump(reader: asyncssh.SSHReader[bytes], stream: Stream, on_line: LineHandler, budget: _Budget) -> None:
+    """Read chunks, hand over complete lines, and cut a line longer than MAX_LINE without ever
+    stopping to read (a writer blocked on a full channel would hang its command)."""
+    line = bytearray()
+    cutting = False  # inside a line already cut: its rest is read and dropped
+    while True:
+        chunk = await reader.read(READ_CHUNK)
+        if not chunk:
+            if line:
+                await _deliver(on_line, stream, bytes(line))
+            return
+        budget.spend(len(chunk))
+        start = 0
+        while start < len(chunk):
+            end = chunk.find(b"\n", start)
+            piece = chunk[start:] if end < 0 else chunk[start:end]
+            start = len(chunk) if end < 0 else end + 1
+            if not cutting:
+                line += piece
+                if len(line) > MAX_LINE:
+                    await _deliver(on_line, stream, bytes(line[: MAX_LINE - len(CUT)]) + CUT)
+                    line.clear()
+                    cutting = True
+            if end >= 0:
+                if not cutting:
+                    await _deliver(on_line, stream, bytes(line))
+                line.clear()
+                cutting = False
 
 
 async def _deliver(on_line: LineHandler, stream: Stream, raw: bytes) -> None:
-    text = raw[:MAX_LINE].decode("utf-8", "replace").rstrip("\r\n")
+    text = raw.decode("utf-8", "replace").rstrip("\r")
     result = on_line(stream, text)
     if result is not None:
         await result

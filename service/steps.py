@@ -12,7 +12,7 @@ from typing import Any
 from serverprep.drivers import Facts, OsRelease, Probe, ProbeResult, StepPlan
 from serverprep.service import remote, ssh
 from serverprep.service.domain import Server, StepState, Stream
-from serverprep.service.errors import FactsFailed, ServerprepError, StepFailed, StepTimeout, SudoFailed
+from serverprep.service.errors import FactsFailed, OutputTooLarge, ServerprepError, StepFailed, StepTimeout, SudoFailed
 from serverprep.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,9 @@ def target(server: Server, settings: Settings) -> ssh.Target:
     )
 
 
-async def gather_facts(conn: ssh.Connection, probes: Sequence[Probe], timeout: float, emit: Emit | None = None) -> Facts:
+async def gather_facts(
+    conn: ssh.Connection, probes: Sequence[Probe], timeout: float, max_bytes: int, emit: Emit | None = None
+) -> Facts:
     """One read-only round trip as the login user: os-release, architecture, tools, plugin probes."""
     marker = remote.new_marker()
     lines: list[str] = []
@@ -47,9 +49,11 @@ async def gather_facts(conn: ssh.Connection, probes: Sequence[Probe], timeout: f
 
     script = remote.facts_script(marker, probes)
     try:
-        code = await conn.run(remote.invoke(script, privileged=False).command, on_line=collect, timeout=timeout)
+        code = await conn.run(remote.invoke(script, privileged=False).command, on_line=collect, timeout=timeout, max_output=max_bytes)
     except StepTimeout as e:
         raise FactsFailed(f"gathering facts took longer than {timeout:.0f} s") from e
+    except OutputTooLarge as e:
+        raise FactsFailed(f"gathering facts printed more than {max_bytes} bytes; the server's tools answer strangely") from e
     if code != 0:
         raise FactsFailed(f"gathering facts exited with {code}", metadata={"exit_code": str(code)})
     return remote.parse_facts(lines, marker)

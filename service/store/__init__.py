@@ -74,6 +74,7 @@ class Store:
     append_logs = _offload(logs.append)
     read_logs = _offload(logs.read)
     max_seq = _offload(logs.max_seq)
+    output_totals = _offload(logs.output_totals)
 
     # replicas
     owned = _offload(replicas.owned)

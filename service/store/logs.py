@@ -37,3 +37,12 @@ def read(s: Session, prep_id: str, after_seq: int, limit: int = 1000) -> list[Lo
 def max_seq(s: Session, prep_id: str) -> int:
     value = LogRow.select(peewee.fn.MAX(LogRow.seq)).where(LogRow.preparation == prep_id).scalar()
     return value or 0
+
+
+def output_totals(s: Session, prep_id: str) -> tuple[int, int]:
+    """Lines and UTF-8 bytes of command output (not serverprep's events) a preparation has stored."""
+    size = (peewee.fn.OCTET_LENGTH(LogRow.text) if isinstance(s.database, peewee.PostgresqlDatabase)
+            else peewee.fn.LENGTH(LogRow.text.cast("BLOB")))
+    lines, total = (LogRow.select(peewee.fn.COUNT(LogRow.seq), peewee.fn.COALESCE(peewee.fn.SUM(size), 0))
+                    .where(LogRow.preparation == prep_id, LogRow.stream != "EVENT").scalar(as_tuple=True))
+    return int(lines), int(total)

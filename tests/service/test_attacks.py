@@ -92,3 +92,107 @@ def test_a_log_of_huge_invalid_utf8_lines_stays_readable_by_every_client(service
     cli = subprocess.run([__import__("sys").executable, "-m", "serverprep.clients.cli", "--address", service.address, "logs", "sim"],
                          capture_output=True, text=True, timeout=120)
     assert cli.returncode == 0 and cli.stdout.count("\ufffd" * 100) >= 300, cli.stderr[-500:]
+
+
+def _rss_kib(pid: int, field: str = "VmHWM") -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def test_facts_output_is_bounded_in_size_and_plans_in_number(tmp_path, sim):
+    """5. A target whose `dpkg --print-architecture` printed 330 MB took the service from 70 to
+    433 MiB and stored 316 MiB; four concurrent Plan calls peaked at 1.46 GiB."""
+    from harness.service import service_process
+    from serverprep.clients.client import Client
+
+    behave(sim, "dpkg", 'case "$1" in --print-architecture) sleep 2; head -c 330000000 /dev/zero | tr "\\000" a; echo;; esac')
+    with service_process(tmp_path, "--max-concurrent-plans", "2") as (proc, address), Client(address) as client:
+        register(client, sim)
+        before = _rss_kib(proc.pid)
+        started = time.monotonic()
+        failed = wait_done(client, "sim", client.prepare("sim", docker_source="distro").id, timeout=60)
+        took = time.monotonic() - started
+        assert (failed.failure.reason, failed.failure.step) == ("FACTS_FAILED", "detect_os")
+        assert "dpkg --print-architecture with 'aaaa" in failed.failure.message
+        import concurrent.futures
+
+        def plan(_):
+            try:
+                client.plan("sim", docker_source="distro")
+                return "planned"
+            except ServerprepClientError as e:
+                return e.reason
+
+        with concurrent.futures.ThreadPoolExecutor(5) as pool:
+            answers = sorted(pool.map(plan, range(5)))
+        after = _rss_kib(proc.pid)
+        db = sum(p.stat().st_size for p in tmp_path.glob("serverprep.db*"))
+    print(f"\n330 MB of facts: FACTS_FAILED in {took:.1f}s; service peak RSS {before // 1024} -> {after // 1024} MiB; "
+          f"database {db / 1e6:.1f} MB; 5 concurrent Plans with a limit of 2: {answers}")
+    assert answers.count("TOO_MANY_PLANS") == 3 and answers.count("FACTS_FAILED") == 2
+    assert after - before < 60 * 1024
+    assert db < 20e6
+
+
+def test_one_preparation_stores_a_bounded_log_and_says_what_it_dropped(tmp_path, sim):
+    """5. ... and cap what one preparation may store, with a clear marker when output is cut."""
+    from harness.service import ServiceThread
+
+    svc = ServiceThread(tmp_path / "data", max_log_lines=300).start()
+    try:
+        with svc.client() as client:
+            register(client, sim)
+            behave(sim, "apt-get", 'case "$*" in *update) seq 1 2000;; esac')
+            prep = client.prepare("sim", docker_source="distro")
+            assert wait_done(client, "sim", prep.id).state == pb.PREPARATION_STATE_SUCCEEDED
+            entries = list(client.stream_logs("sim", prep.id, follow=False))
+    finally:
+        svc.stop()
+    output = [e for e in entries if e.stream != pb.LOG_STREAM_EVENT]
+    notes = [e.text for e in entries if "not stored" in e.text]
+    print(f"\nlog cap 300 lines: {len(output)} output lines stored of about 2,000; notes: {notes}")
+    assert len(output) == 300
+    assert any(n.startswith("output limit reached: this preparation stored 300 lines") for n in notes)
+    assert any(n.endswith("lines of output were not stored (output limit)") for n in notes)
+
+
+def test_a_five_megabyte_line_is_cut_and_reading_goes_on(client, sim):
+    """7. One line over about 2 MB without a newline stopped the reader; the command blocked on write
+    and the step ended in STEP_TIMEOUT with everything after the long line lost."""
+    register(client, sim)
+    behave(sim, "apt-get", 'case "$*" in *update) head -c 5000000 /dev/zero | tr "\\000" x; echo; echo "after the long line"; '
+                           'printf "no newline at the end";; esac')
+    prep = client.prepare("sim", docker_source="distro", step_timeout=60)
+    done = wait_done(client, "sim", prep.id, timeout=90)
+    assert done.state == pb.PREPARATION_STATE_SUCCEEDED, done.failure
+    texts = [e.text for e in client.stream_logs("sim", prep.id, follow=False) if e.step == "update_packages"]
+    long = [t for t in texts if t.startswith("xxxx")]
+    assert len(long) == 1 and long[0].endswith("[line cut: longer than 16384 bytes]") and len(long[0]) == 16384
+    assert "after the long line" in texts and "no newline at the end" in texts
+
+
+def test_a_command_that_prints_without_end_is_stopped_at_its_output_budget(sim):
+    """5. The service side of the bound: whatever a server prints, serverprep reads at most the budget."""
+    import asyncio
+
+    from serverprep.service import ssh
+    from serverprep.service.domain import Secrets
+    from serverprep.service.errors import OutputTooLarge
+
+    async def go():
+        target = ssh.Target(host=sim.host, port=sim.port, user=sim.user, secrets=Secrets(private_key=sim.key.private), host_key=sim.host_key)
+        conn = await ssh.connect(target)
+        lines = []
+        try:
+            started = time.monotonic()
+            with pytest.raises(OutputTooLarge):
+                await conn.run("yes serverprep", on_line=lambda stream, text: lines.append(text), timeout=30, max_output=1 << 20)
+            return time.monotonic() - started, len(lines)
+        finally:
+            await conn.close()
+
+    took, seen = asyncio.run(go())
+    print(f"\nendless output stopped after {seen} lines in {took:.2f}s")
+    assert seen <= (1 << 20) // len("serverprep\n") + 1 and took < 10
