@@ -13,7 +13,7 @@ import time
 import grpc
 import pytest
 
-from conftest import register, wait_done, wait_step
+from conftest import register, wait_done
 from harness.targets import behave
 from serverprep.clients.client import TERMINAL, ServerprepClientError
 from serverprep.v1 import preparations_pb2 as pb
@@ -82,9 +82,9 @@ def test_a_log_of_huge_invalid_utf8_lines_stays_readable_by_every_client(service
     assert len(wide) == 300 and set(wide[0].text) == {"\ufffd"}
     assert max(sizes) <= 1024 * 1024 + 64 * 1024
     assert resumed.entries[0].seq == 6
-    from conftest import GRPCURL
-
     import subprocess
+
+    from conftest import GRPCURL
 
     out = subprocess.run([GRPCURL, "-plaintext", "-d", f'{{"server": "sim", "preparation_id": "{prep.id}", "no_follow": true}}',
                           service.address, "serverprep.v1.PreparationService/StreamLogs"], capture_output=True, text=True, timeout=120)
