@@ -54,10 +54,17 @@ SESSION = re.compile(r"Starting session: ")
 REFUSALS = re.compile(r"drop connection|MaxStartups|MaxSessions|Too many|too many|error: ")
 
 
-def sshd_config(port: int, work: Path, servers: int, record: bool) -> str:
+# sshd listens on at most 16 addresses; each listening socket queues at most 128 connections
+# (SSH_LISTEN_BACKLOG, compiled in), and a SYN that finds its queue full is dropped and retried
+# a second later. Spreading the fleet over 16 sockets of the one sshd gives 2048 places.
+MAX_LISTENERS = 16
+
+
+def sshd_config(ports: list[int], work: Path, servers: int, record: bool) -> str:
     """sshd settings for ``servers`` simultaneous clients (see bench/README.md for why each is there)."""
+    listen = "".join(f"ListenAddress 127.0.0.1:{port}\n" for port in ports)
     return (
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {work / 'host_ed25519'}\n"
+        f"{listen}HostKey {work / 'host_ed25519'}\n"
         f"PidFile {work / 'sshd.pid'}\nAuthorizedKeysFile {work / 'authorized_keys'}\nStrictModes no\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM yes\n"
         f"AllowUsers {USER}\n"
@@ -141,7 +148,8 @@ class FleetHost:
     """One sshd that every server of the simulated fleet is a registration of."""
 
     host: str
-    port: int
+    #: The sshd's listening ports; server i of the fleet is registered on ports[i % len(ports)].
+    ports: list[int]
     user: str
     key: KeyPair
     key_file: Path
@@ -150,6 +158,13 @@ class FleetHost:
     work: Path
     proc: subprocess.Popen
     tasks: TaskCounter
+
+    @property
+    def port(self) -> int:
+        return self.ports[0]
+
+    def port_for(self, index: int) -> int:
+        return self.ports[index % len(self.ports)]
 
     @property
     def log(self) -> Path:
@@ -176,6 +191,13 @@ class FleetHost:
     def recorded(self) -> Path:
         """Where a recording host (``fleet_host(..., record=True)``) keeps what it saw."""
         return self.work / "recorded"
+
+
+def _free_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
 
 
 def _init_pid(unshare_pid: int, timeout: float = 10) -> int:
@@ -227,9 +249,9 @@ def fleet_host(servers: int, *, record: bool = False) -> Iterator[FleetHost]:
                 (apt / child.name).mkdir()
                 os.chown(apt / child.name, uid, -1)
         os.chown(apt, uid, -1)
-        port = free_port()
+        ports = _free_ports(min(MAX_LISTENERS, max(1, servers)))
         config = work / "sshd_config"
-        config.write_text(sshd_config(port, work, servers, record))
+        config.write_text(sshd_config(ports, work, servers, record))
         Path("/run/sshd").mkdir(exist_ok=True)
         mounts = " && ".join(
             f"mount --bind {src} {dst}"
@@ -248,13 +270,14 @@ def fleet_host(servers: int, *, record: bool = False) -> Iterator[FleetHost]:
         ]
         with open(work / "sshd.log", "wb") as out:
             proc = procs.spawn(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        wait_for_ssh("127.0.0.1", port, 15, proc, work / "sshd.log")
+        for port in ports:
+            wait_for_ssh("127.0.0.1", port, 15, proc, work / "sshd.log")
         tasks = TaskCounter(_init_pid(proc.pid))
         host_key = " ".join((work / "host_ed25519.pub").read_text().split()[:2])
         known_hosts = work / "known_hosts"
-        known_hosts.write_text(f"[127.0.0.1]:{port} {host_key}\n")
+        known_hosts.write_text("".join(f"[127.0.0.1]:{port} {host_key}\n" for port in ports))
         yield FleetHost(
-            host="127.0.0.1", port=port, user=USER, key=key, key_file=key_file, host_key=host_key,
+            host="127.0.0.1", ports=ports, user=USER, key=key, key_file=key_file, host_key=host_key,
             known_hosts=known_hosts, work=work, proc=proc, tasks=tasks,
         )
     finally:

@@ -2,7 +2,7 @@
 
     python bench/floor.py SPEC.json      # run by bench/fleet.py; prints one JSON line
 
-SPEC holds the host, port, user, key file, known_hosts file, the number of servers and the
+SPEC holds the host, its ports (server i uses ports[i % len(ports)]), the user, key file, known_hosts file, the number of servers and the
 recording (commands with their stdin and expected exit status, grouped per SSH connection).
 Each server opens its connections in the recorded order, runs each connection's commands one
 after another (stdin written, then EOF; all output read), and closes a connection after its last
@@ -23,7 +23,7 @@ async def one_server(spec: dict, index: int) -> str | None:
     for group in spec["connections"]:
         try:
             async with asyncssh.connect(
-                spec["host"], spec["port"], username=spec["user"], client_keys=[spec["key_file"]],
+                spec["host"], spec["ports"][index % len(spec["ports"])], username=spec["user"], client_keys=[spec["key_file"]],
                 known_hosts=spec["known_hosts"], agent_path=None, config=[], connect_timeout=60,
             ) as conn:
                 for command in group:

@@ -80,7 +80,7 @@ def run_floor(host: FleetHost, recording: Recording, servers: int, timeout: floa
     with tempfile.TemporaryDirectory(prefix="spb-floor-") as tmp:
         spec = Path(tmp) / "spec.json"
         spec.write_text(json.dumps({
-            "host": host.host, "port": host.port, "user": host.user, "key_file": str(host.key_file),
+            "host": host.host, "ports": host.ports, "user": host.user, "key_file": str(host.key_file),
             "known_hosts": str(host.known_hosts), "servers": servers, "connections": recording.to_json(),
         }))
         out = Path(tmp) / "result.json"
@@ -108,7 +108,7 @@ import json
 _spec = json.load(open({spec!r}))
 fleet = [
     (f"s{{i:04d}}", {{
-        "ssh_hostname": _spec["host"], "ssh_port": _spec["port"], "ssh_user": _spec["user"],
+        "ssh_hostname": _spec["host"], "ssh_port": _spec["ports"][i % len(_spec["ports"])], "ssh_user": _spec["user"],
         "ssh_key": _spec["key_file"], "ssh_known_hosts_file": _spec["known_hosts"],
         "ssh_strict_host_key_checking": "yes", "ssh_allow_agent": False, "ssh_look_for_keys": False,
     }})
@@ -141,7 +141,7 @@ def run_pyinfra(host: FleetHost, recording: Recording, servers: int, timeout: fl
 
 def _spec(work: Path, host: FleetHost, servers: int) -> None:
     (work / "spec.json").write_text(json.dumps({
-        "host": host.host, "port": host.port, "user": host.user, "key_file": str(host.key_file),
+        "host": host.host, "ports": host.ports, "user": host.user, "key_file": str(host.key_file),
         "known_hosts": str(host.known_hosts), "servers": servers,
     }))
 
@@ -162,7 +162,9 @@ def run_ansible(host: FleetHost, recording: Recording, servers: int, timeout: fl
         names = [f"s{i:04d}" for i in range(servers)]
         # One ControlPath per inventory host: the default (%C, a hash of host, port and user) is the
         # same for every registration of one sshd and would let all of them share one connection.
-        hosts = "\n".join(f"{n} ansible_host={host.host} ansible_port={host.port} ansible_control_path={cp / n}" for n in names)
+        hosts = "\n".join(
+            f"{n} ansible_host={host.host} ansible_port={host.port_for(i)} ansible_control_path={cp / n}" for i, n in enumerate(names)
+        )
         (work / "inventory.ini").write_text(
             f"[fleet]\n{hosts}\n\n[fleet:vars]\nansible_user={host.user}\nansible_ssh_private_key_file={host.key_file}\n"
             "ansible_python_interpreter=/usr/bin/python3\n"
@@ -205,16 +207,17 @@ def run_ansible(host: FleetHost, recording: Recording, servers: int, timeout: fl
 def _close_masters(cp: Path, host: FleetHost) -> None:
     """End the ControlPersist masters Ansible left behind (they detach from its process group)."""
     sockets = [p for p in cp.iterdir() if p.is_socket()]
-    closers = [
-        subprocess.Popen(
-            ["ssh", "-o", f"ControlPath={s}", "-O", "exit", "-p", str(host.port), f"{host.user}@{host.host}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        for s in sockets
-    ]
-    for closer in closers:
-        try:
-            closer.wait(30)
-        except subprocess.TimeoutExpired:
-            closer.kill()
-            closer.wait()
+    for start in range(0, len(sockets), 64):
+        closers = [
+            subprocess.Popen(
+                ["ssh", "-o", f"ControlPath={s}", "-O", "exit", f"{host.user}@{host.host}"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            for s in sockets[start : start + 64]
+        ]
+        for closer in closers:
+            try:
+                closer.wait(30)
+            except subprocess.TimeoutExpired:
+                closer.kill()
+                closer.wait()

@@ -117,15 +117,15 @@ async def register(address: str, host: FleetHost, names: list[str], window: int 
         stub = spb_grpc.ServerServiceStub(channel)
         slots = asyncio.Semaphore(window)
 
-        async def one(name: str) -> None:
+        async def one(index: int, name: str) -> None:
             request = spb.CreateServerRequest(
-                name=name, host=host.host, port=host.port, user=host.user,
+                name=name, host=host.host, port=host.port_for(index), user=host.user,
                 credentials=spb.Credentials(private_key=host.key.private), host_key=host.host_key,
             )
             async with slots:
                 await stub.CreateServer(request, timeout=RPC_TIMEOUT)
 
-        await asyncio.gather(*(one(name) for name in names))
+        await asyncio.gather(*(one(i, name) for i, name in enumerate(names)))
 
 
 @dataclass
