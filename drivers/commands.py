@@ -7,6 +7,24 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+#: Secret text → the name of the shell variable that holds it on the server. When commands are
+#: rendered with such references, a secret never appears in the script: the script reads it from
+#: standard input, and only environment variables of the command that needs it carry it.
+SecretRefs = Mapping[str, str]
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def quote(word: str, refs: SecretRefs | None = None) -> str:
+    """``word`` as one shell word; secrets in it become references to their variables."""
+    for value, name in sorted((refs or {}).items(), key=lambda item: -len(item[0])):
+        if value and value in word:
+            return f'"${{{name}}}"'.join(quote(part, refs) for part in word.split(value))
+    return shlex.quote(word)
+
+
+def _holds_secret(text: str, refs: SecretRefs | None) -> bool:
+    return any(value and value in text for value in (refs or {}))
+
 
 @dataclass(frozen=True)
 class Command:
@@ -24,12 +42,22 @@ class Command:
             raise ValueError("a command needs a program")
         object.__setattr__(self, "argv", tuple(self.argv))
 
-    def render(self) -> str:
+    def render(self, refs: SecretRefs | None = None) -> str:
+        """Shell text that runs this command. With ``refs``, environment values holding a secret
+        are set by the shell (``NAME="$REF" program``, in no process's arguments) and a secret
+        in the arguments is refused: arguments are visible to every user of the server."""
+        for arg in self.argv:
+            if _holds_secret(arg, refs):
+                raise ValueError(f"{self.argv[0]}: a secret would be in a command line; pass it in env")
         words = [shlex.quote(a) for a in self.argv]
-        if self.env:
-            assigns = [shlex.quote(f"{k}={v}") for k, v in sorted(self.env.items())]
-            words = ["env", *assigns, *words]
-        return " ".join(words)
+        plain = {k: v for k, v in self.env.items() if not _holds_secret(v, refs)}
+        if plain:
+            words = ["env", *(shlex.quote(f"{k}={v}") for k, v in sorted(plain.items())), *words]
+        hidden = [f"{k}={quote(v, refs)}" for k, v in sorted(self.env.items()) if k not in plain]
+        for name, _ in sorted(self.env.items()):
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return " ".join([*hidden, *words])
 
     def display(self) -> str:
         """Like render(), with credentials in URLs (proxies) masked: for logs."""
@@ -64,8 +92,8 @@ class Shell:
     def __post_init__(self) -> None:
         object.__setattr__(self, "args", tuple(self.args))
 
-    def render(self) -> str:
-        return Command(("sh", "-c", self.script, "sh", *self.args), env=self.env).render()
+    def render(self, refs: SecretRefs | None = None) -> str:
+        return Command(("sh", "-c", self.script, "sh", *self.args), env=self.env).render(refs)
 
     def display(self) -> str:
         return self.description or mask_credentials(self.render())
@@ -79,9 +107,9 @@ class WriteFile:
     content: str
     mode: str = "0644"
 
-    def render(self) -> str:
+    def render(self, refs: SecretRefs | None = None) -> str:
         script = 'tmp="$1.serverprep.$$" && printf "%s" "$3" > "$tmp" && chmod "$2" "$tmp" && mv -f "$tmp" "$1"'
-        return Shell(script, (self.path, self.mode, self.content)).render()
+        return Shell(script, (self.path, self.mode, self.content)).render(refs)
 
     def display(self) -> str:
         return f"write {self.path} (mode {self.mode}, {len(self.content.encode())} bytes)"

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from serverprep.drivers import Facts, OsRelease, Probe, ProbeResult, StepPlan
+from serverprep.drivers.commands import SecretRefs
 from serverprep.service.domain import Stream
 from serverprep.service.errors import FactsFailed
 
@@ -101,7 +102,7 @@ def parse_facts(lines: list[str], marker: str) -> Facts:
         else:
             values[key] = value
     for key, what in (("machine", "uname -m"), ("dpkg-arch", "dpkg --print-architecture"), ("user", "id -un")):
-        if key in values and not _FACT_WORD.fullmatch(values[key]):
+        if values.get(key) and not _FACT_WORD.fullmatch(values[key]):
             raise FactsFailed(f"the server answered {what} with {values[key][:60]!r}, which is not a plausible answer",
                               metadata={"fact": key})
     uid = values.get("uid", "")
@@ -118,31 +119,48 @@ def parse_facts(lines: list[str], marker: str) -> Facts:
     )
 
 
-def step_script(step: StepPlan, marker: str) -> str:
+def secret_refs(secrets: Sequence[str]) -> dict[str, str]:
+    """A shell variable for each secret the step's commands use (see drivers.commands.quote)."""
+    return {value: f"SERVERPREP_SECRET_{i}" for i, value in enumerate(dict.fromkeys(v for v in secrets if v), 1)}
+
+
+def step_script(step: StepPlan, marker: str, refs: SecretRefs | None = None) -> str:
     """The script of one step: announce the process group, check, then each command in turn.
 
     Lines starting with ``marker`` are serverprep's: ``start PID``, ``skip``, ``run N``,
-    ``diagnostics`` (what follows explains a failure).
+    ``diagnostics`` (what follows explains a failure). Secrets (``refs``) are read from
+    standard input after a ``MARKER secrets`` line (sudo -S may or may not have read its
+    password line first), so that none is ever in a command line on the server.
     """
     m = shlex.quote(marker)
-    lines = [
-        f"M={m}",
+    lines = [f"M={m}"]
+    if refs:
+        lines.append('while IFS= read -r l; do [ "$l" = "$M secrets" ] && break; done')
+        lines += [f"IFS= read -r {name}" for name in refs.values()]
+    lines += [
         # Commands never read serverprep's stdin (which may have carried sudo's password).
         "exec </dev/null",
         'echo "$M start $$"',
     ]
     if step.check:
-        check = " && ".join(c.render() for c in step.check)
+        check = " && ".join(c.render(refs) for c in step.check)
         lines.append(f'if {{ {check}; }} >/dev/null 2>&1; then echo "$M skip"; exit 0; fi')
     on_failure = "exit $rc"
     if step.diagnostics:
-        diagnose = "; ".join(f"{d.render()} 2>&1" for d in step.diagnostics)
+        diagnose = "; ".join(f"{d.render(refs)} 2>&1" for d in step.diagnostics)
         on_failure = f'echo "$M diagnostics"; {{ {diagnose}; }} >&2; exit $rc'
     for i, command in enumerate(step.commands):
         lines.append(f'echo "$M run {i}"')
-        lines.append(f"{command.render()} || {{ rc=$?; {on_failure}; }}")
+        lines.append(f"{command.render(refs)} || {{ rc=$?; {on_failure}; }}")
     lines.append("exit 0")
     return "\n".join(lines)
+
+
+def secrets_input(marker: str, refs: SecretRefs | None) -> str:
+    """What step_script reads from standard input: the secrets, in the order of ``refs``."""
+    if not refs:
+        return ""
+    return "".join(f"{line}\n" for line in (f"{marker} secrets", *refs))
 
 
 @dataclass
@@ -187,18 +205,18 @@ class Invocation:
     stdin: str | None = None
 
 
-def invoke(script: str, *, privileged: bool, sudo_password: str = "") -> Invocation:
+def invoke(script: str, *, privileged: bool, sudo_password: str = "", stdin: str = "") -> Invocation:
     """Wrap a script so that it runs in its own process group, through sudo when asked.
 
-    The sudo password goes to standard input, never into the command line.
+    The sudo password goes to standard input (before ``stdin``), never into the command line.
     """
     inner = ["setsid", "-w", "sh", "-c", script]
     if not privileged:
-        return Invocation(shlex.join(inner))
+        return Invocation(shlex.join(inner), stdin=stdin or None)
     # LC_ALL=C: sudo's refusals are then the same words in every locale (see sudo_refusal).
     if sudo_password:
-        return Invocation(shlex.join(["env", "LC_ALL=C", "sudo", "-S", "-p", "", "-k", "--", *inner]), stdin=sudo_password + "\n")
-    return Invocation(shlex.join(["env", "LC_ALL=C", "sudo", "-n", "--", *inner]))
+        return Invocation(shlex.join(["env", "LC_ALL=C", "sudo", "-S", "-p", "", "-k", "--", *inner]), stdin=sudo_password + "\n" + stdin)
+    return Invocation(shlex.join(["env", "LC_ALL=C", "sudo", "-n", "--", *inner]), stdin=stdin or None)
 
 
 def sudo_refusal(stderr: list[str]) -> tuple[str, str]:

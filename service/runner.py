@@ -156,7 +156,8 @@ class PreparationRunner:
             await self.store.record_remote_process(run.prep.id, step.name, pid, marker)
 
         try:
-            result = await self.steps.run(conn, step, facts, run.server, run.prep.options.step_timeout, emit, run.remote, record)
+            result = await self.steps.run(conn, step, facts, run.server, run.prep.options.step_timeout, emit, run.remote, record,
+                                          run.prep.options.secrets())
         finally:
             if fresh is not None:
                 await fresh.close()

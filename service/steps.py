@@ -12,7 +12,7 @@ from typing import Any
 from serverprep.drivers import Facts, OsRelease, Probe, ProbeResult, StepPlan
 from serverprep.service import remote, ssh
 from serverprep.service.domain import Server, StepState, Stream
-from serverprep.service.errors import FactsFailed, OutputTooLarge, ServerprepError, StepFailed, StepTimeout, SudoFailed
+from serverprep.service.errors import DriverError, FactsFailed, OutputTooLarge, ServerprepError, StepFailed, StepTimeout, SudoFailed
 from serverprep.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,12 +102,21 @@ class StepRunner:
 
     async def run(
         self, conn: ssh.Connection, step: StepPlan, facts: Facts, server: Server, timeout: float, emit: Emit,
-        current: RemoteProcess, record_process: Callable[[int | None, str], Awaitable[None]],
+        current: RemoteProcess, record_process: Callable[[int | None, str], Awaitable[None]], secrets: Sequence[str] = (),
     ) -> StepResult:
-        """Run ``step``; ``record_process`` keeps its process group (for a Retry after a crash)."""
+        """Run ``step``; ``record_process`` keeps its process group (for a Retry after a crash).
+
+        ``secrets`` (proxy passwords) reach the commands on standard input, never in a command line.
+        """
         marker = remote.new_marker()
         privileged = not step.as_user and not facts.is_root
-        invocation = remote.invoke(remote.step_script(step, marker), privileged=privileged, sudo_password=server.secrets.sudo_password)
+        refs = remote.secret_refs(secrets)
+        try:
+            script = remote.step_script(step, marker, refs)
+        except ValueError as e:
+            raise DriverError(f"the plan of {step.name} would put a secret in a command line: {e}") from e
+        invocation = remote.invoke(script, privileged=privileged, sudo_password=server.secrets.sudo_password,
+                                   stdin=remote.secrets_input(marker, refs))
         output = remote.StepOutput(marker)
         pending: list[asyncio.Future[Any]] = []
         current.pid, current.privileged = None, privileged

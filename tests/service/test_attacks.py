@@ -196,3 +196,52 @@ def test_a_command_that_prints_without_end_is_stopped_at_its_output_budget(sim):
     took, seen = asyncio.run(go())
     print(f"\nendless output stopped after {seen} lines in {took:.2f}s")
     assert seen <= (1 << 20) // len("serverprep\n") + 1 and took < 10
+
+
+def test_no_secret_is_ever_in_a_command_line_on_the_target(client, sim):
+    """3. Proxy passwords were in the argv of `sh -c env ... sudo -S ...` (any local user's ps showed
+    them) and in sudo's argv, which real sudo writes to syslog. Every /proc/*/cmdline is read while
+    each step runs (this simulation shares the host's process table)."""
+    import threading
+    from pathlib import Path
+
+    proxy_pw, sudo_pw = "Prx-S3cret-4711", "Sudo-S3cret-4712"
+    (sim.extra["sim"] / "sudo-password").write_text(sudo_pw)
+    register(client, sim, sudo_password=sudo_pw)
+    # The stand-ins check their environment against a file, so that the check itself has no secret in its argv.
+    (sim.extra["sim"] / "expected-env").write_text(f"http_proxy=http://u:{proxy_pw}@proxy.example:3128\n")
+    for tool in ("apt-get", "curl"):
+        behave(sim, tool, 'env | grep -qxF -f "$SIM/expected-env" && '
+                          'echo proxy-env-ok >> "$SIM/proxy-seen"; sleep 0.2; '
+                          'while [ "$#" -gt 0 ]; do [ "$1" = -o ] && : > "$2"; shift; done; exit 0'.replace("$SIM", str(sim.extra["sim"])))
+    seen, scans, stop = set(), [0], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    continue
+                if proxy_pw in text or sudo_pw in text:
+                    seen.add(text[:200])
+            scans[0] += 1
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        prep = client.prepare("sim", docker_source="official", http_proxy=f"http://u:{proxy_pw}@proxy.example:3128",
+                              https_proxy=f"http://u:{proxy_pw}@proxy.example:3128")
+        done = wait_done(client, "sim", prep.id)
+    finally:
+        stop.set()
+        watcher.join()
+    assert done.state == pb.PREPARATION_STATE_SUCCEEDED, done.failure
+    proxied = (sim.extra["sim"] / "proxy-seen").read_text().count("proxy-env-ok")
+    print(f"\n/proc scanned {scans[0]} times during the preparation; commands that got the proxy in their environment: {proxied}")
+    assert not seen, seen
+    assert proxied >= 3  # apt-get update, install; curl for the key
+    recorded = (sim.extra["sim"] / "calls").read_text()
+    assert proxy_pw not in recorded and sudo_pw not in recorded
+    logs = " ".join(e.text for e in client.stream_logs("sim", prep.id, follow=False))
+    assert proxy_pw not in logs and "http://***@proxy.example:3128" in logs

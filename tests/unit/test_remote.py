@@ -177,3 +177,28 @@ def test_probe_names_are_checked():
 
     with pytest.raises(ValueError, match="probe name"):
         Probe("Bad-Name", Command(("true",)))
+
+
+@pytest.mark.parametrize("sudo_left_its_line", [True, False])
+def test_secrets_reach_commands_on_stdin_never_in_the_script(tmp_path, sudo_left_its_line):
+    """A proxy password is read from standard input into a shell variable and set only in the
+    environment of the command that needs it; the script text (every process's argv) lacks it."""
+    marker = remote.new_marker()
+    secret = "pa$$w'o\"rd`id`"
+    out = tmp_path / "env"
+    step = StepPlan("update_packages", commands=[
+        Shell('printf "%s" "$http_proxy" > "$1"', (str(out),), env={"http_proxy": f"http://user:{secret}@proxy:3128", "X": "plain"}),
+    ])
+    refs = remote.secret_refs([secret])
+    script = remote.step_script(step, marker, refs)
+    assert secret not in script and "SERVERPREP_SECRET_1" in script
+    stdin = ("sudo-password-sudo-did-not-read\n" if sudo_left_its_line else "") + remote.secrets_input(marker, refs)
+    result = subprocess.run(["sh", "-c", script], input=stdin, capture_output=True, text=True, timeout=10)
+    assert result.returncode == 0, result.stderr
+    assert out.read_text() == f"http://user:{secret}@proxy:3128"
+
+
+def test_a_secret_in_a_command_line_is_refused():
+    step = StepPlan("update_packages", commands=[Command(("curl", "-x", "http://u:hunter22@proxy", "https://x"))])
+    with pytest.raises(ValueError, match="secret would be in a command line"):
+        remote.step_script(step, remote.new_marker(), remote.secret_refs(["hunter22"]))
