@@ -69,11 +69,9 @@ class ServerService(spb_grpc.ServerServiceServicer):
     async def ListServers(self, request: spb.ListServersRequest, context: grpc.aio.ServicerContext) -> spb.ListServersResponse:
         v = check.Violations()
         size = check.page_size(v, "page_size", request.page_size)
-        token = check.decode_token(v, "page_token", request.page_token)
-        if token is not None and not isinstance(token, str):
-            v.add("page_token", "is not a page token this service issued")
+        after = check.server_token(v, "page_token", request.page_token)
         v.raise_if_any()
-        servers = await self.servers.page(size + 1, token or "")
+        servers = await self.servers.page(size + 1, after)
         more = len(servers) > size
         servers = servers[:size]
         return spb.ListServersResponse(
@@ -153,13 +151,7 @@ class PreparationService(pb_grpc.PreparationServiceServicer):
         v = check.Violations()
         check.server_name(v, "server", request.server)
         size = check.page_size(v, "page_size", request.page_size)
-        token = check.decode_token(v, "page_token", request.page_token)
-        before = None
-        if token is not None:
-            if isinstance(token, list) and len(token) == 2 and isinstance(token[0], (int, float)) and isinstance(token[1], str):
-                before = (float(token[0]), token[1])
-            else:
-                v.add("page_token", "is not a page token this service issued")
+        before = check.preparation_token(v, "page_token", request.page_token)
         v.raise_if_any()
         preps = await self.preparations.history(request.server, size + 1, before)
         more = len(preps) > size

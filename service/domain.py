@@ -7,6 +7,7 @@ import binascii
 import dataclasses
 import enum
 import hashlib
+import re
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -261,6 +262,19 @@ class PrepChange:
 
 
 @dataclass(frozen=True)
+class ReplicaHolder:
+    """The process that holds a replica name."""
+
+    name: str
+    instance: str
+    host: str
+    pid: int
+    pid_started: str
+    started_at: float
+    heartbeat_at: float
+
+
+@dataclass(frozen=True)
 class LogEntry:
     seq: int
     time: float
@@ -272,15 +286,24 @@ class LogEntry:
 
 
 def redactor(secrets: list[str]) -> Callable[[str], str]:
-    """Replace every secret (of 4+ characters) in a text with ********."""
-    values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-    if not values:
+    """Replace every secret in a text with ********.
+
+    A secret of 4 characters or more is replaced wherever it appears; a shorter one where it
+    stands as a word of its own (replacing every "ab" inside other words would ruin the log and
+    tell a reader which letters to look at).
+    """
+    long = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+    short = sorted({s for s in secrets if 0 < len(s) < 4}, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w])(?:" + "|".join(re.escape(s) for s in short) + r")(?![\w])") if short else None
+    if not long and pattern is None:
         return lambda text: text
 
     def redact(text: str) -> str:
-        for value in values:
+        for value in long:
             if value in text:
                 text = text.replace(value, "********")
+        if pattern is not None:
+            text = pattern.sub("********", text)
         return text
 
     return redact

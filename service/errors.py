@@ -49,6 +49,12 @@ class ServerExists(ServerprepError):
     reason = "SERVER_EXISTS"
 
 
+class RequestIdReused(ServerprepError):
+    """A request_id sent again with a different request (AIP-155): not the same operation."""
+
+    reason = "REQUEST_ID_REUSED"
+
+
 class PreparationActive(ServerprepError):
     """A server has a pending or running preparation already."""
 
@@ -98,6 +104,12 @@ class InsecureListen(ServerprepError):
     """Refusal to serve a non-loopback address in the clear and without a token."""
 
     reason = "INSECURE_LISTEN"
+
+
+class ReplicaNameInUse(ServerprepError):
+    """Another live process holds this replica name (two services would run the same work)."""
+
+    reason = "REPLICA_NAME_IN_USE"
 
 
 class InvalidSetting(ServerprepError, ValueError):

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 
-from serverprep.service.domain import PrepChange, PrepState, StepChange, StepState, Stream
-from serverprep.service.errors import Cancelled, Interrupted, ServerprepError
+from serverprep.service.domain import PrepChange, PrepState, ReplicaHolder, StepChange, StepState, Stream
+from serverprep.service.errors import Cancelled, Interrupted, ReplicaNameInUse, ServerprepError, StorageError
 from serverprep.service.logbus import LogBus
 from serverprep.service.scheduler import Scheduler
 from serverprep.service.settings import Settings
@@ -26,7 +30,24 @@ class Replicas:
         self.scheduler = scheduler
         self.settings = settings
         self.me = settings.replica
+        self.identity = ReplicaHolder(self.me, uuid.uuid4().hex, socket.gethostname(), os.getpid(), _started(os.getpid()), time.time(), 0.0)
         self._watcher: asyncio.Task[None] | None = None
+        self._claimed = False
+        #: Told after every heartbeat whether the database answered (health follows it).
+        self.on_storage: Callable[[bool], Awaitable[None]] | None = None
+
+    async def claim(self) -> None:
+        """Hold this replica's name, or refuse to start while another live process holds it."""
+        holder = await self.store.claim_name(self.identity, time.time() - self.settings.stale_after, _alive)
+        if holder is not None:
+            where = "on this host" if holder.host == self.identity.host else f"on host {holder.host!r}"
+            raise ReplicaNameInUse(
+                f"replica name {self.me!r} is in use by pid {holder.pid} {where} (its last heartbeat "
+                f"{time.time() - holder.heartbeat_at:.0f} s ago): give each service sharing a database its own --replica, "
+                f"or stop the other one (a holder silent for --stale-after {self.settings.stale_after:.0f} s is replaced)",
+                metadata={"replica": self.me, "pid": str(holder.pid), "host": holder.host},
+            )
+        self._claimed = True
 
     async def start(self) -> None:
         """Recover what this replica left behind, then watch over the others.
@@ -46,6 +67,9 @@ class Replicas:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
+        if self._claimed:
+            with contextlib.suppress(ServerprepError):
+                await self.store.release_name(self.me, self.identity.instance)
 
     async def cancel_elsewhere(self, prep_id: str) -> None:
         """Ask the replica that runs a preparation to cancel it, and wait until it has stopped."""
@@ -74,15 +98,27 @@ class Replicas:
     async def _watch(self) -> None:
         """Heartbeat for our preparations; take over what silent replicas left; obey remote Cancels."""
         while True:
+            healthy = False
             try:
                 await self._round()
+                healthy = True
+            except StorageError as e:
+                log.error("replica heartbeat failed: %s", e)
             except ServerprepError as e:
                 log.error("replica heartbeat failed: %s", e)
+                healthy = True
             except Exception:
                 log.exception("replica heartbeat failed")
+            if self.on_storage is not None:
+                await self.on_storage(healthy)
             await asyncio.sleep(self.settings.heartbeat_interval)
 
     async def _round(self) -> None:
+        if not await self.store.beat_name(self.me, self.identity.instance):
+            log.error("replica name %r was taken by another process (this one was silent too long?); "
+                      "it takes no more work", self.me)
+            self.scheduler.accepting = False
+            return
         for prep_id in await self.store.heartbeat(self.me):
             if self.scheduler.runs_here(prep_id):
                 self.scheduler.stop(prep_id, Cancelled)
@@ -98,3 +134,20 @@ class Replicas:
                 )
             elif not self.scheduler.runs_here(prep_id) and await self.store.claim(prep_id, self.me, stale_before):
                 self.scheduler.launch(prep)
+
+
+def _started(pid: int) -> str:
+    """When process ``pid`` started, in clock ticks since boot ("" when it does not exist)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _alive(holder: ReplicaHolder) -> bool:
+    """Whether a holder's process still runs; one on another host is believed by its heartbeat."""
+    if holder.host != socket.gethostname():
+        return True
+    started = _started(holder.pid)
+    return bool(started) and started == holder.pid_started

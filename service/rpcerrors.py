@@ -15,6 +15,7 @@ _CODES: list[tuple[type[errors.ServerprepError], grpc.StatusCode]] = [
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.ServerExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.RequestIdReused, grpc.StatusCode.ALREADY_EXISTS),
     (errors.PreparationActive, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.NotRetryable, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.NotCancellable, grpc.StatusCode.FAILED_PRECONDITION),

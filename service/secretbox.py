@@ -47,7 +47,13 @@ class SecretBox:
         except FileExistsError:
             if path.stat().st_mode & 0o077:
                 raise StorageError(f"{path} is readable by others: chmod 600 it") from None
-            return cls(path.read_bytes().strip())
+            try:
+                return cls(path.read_bytes().strip())
+            except (ValueError, OSError) as e:
+                raise StorageError(
+                    f"{path} is not a usable key ({e}): restore it from the backup made with the database; "
+                    f"without it the stored credentials cannot be read (or set ${KEY_ENV})"
+                ) from None
         with os.fdopen(fd, "wb") as f:
             f.write(Fernet.generate_key())
         return cls(path.read_bytes().strip())

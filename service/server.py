@@ -60,6 +60,7 @@ class Service:
         preparations_pb2_grpc.add_PreparationServiceServicer_to_server(PreparationService(self.preparations, s.stream_message_bytes), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         enable_reflection(server, (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
+        await self.replicas.claim()
         if s.tls_cert and s.tls_key:
             self.port = server.add_secure_port(s.listen, server_credentials(s.tls_cert, s.tls_key, s.tls_client_ca))
         else:
@@ -69,6 +70,13 @@ class Service:
         await server.start()
         await self.replicas.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        self.replicas.on_storage = self._storage_health
+
+    async def _storage_health(self, healthy: bool) -> None:
+        """NOT_SERVING while the database does not answer (a load balancer then sends calls elsewhere)."""
+        if self.scheduler.accepting:
+            serving = health_pb2.HealthCheckResponse.SERVING if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
+            await self._set_health(serving)
 
     async def _set_health(self, status: int) -> None:
         for name in ("", *SERVICE_NAMES):

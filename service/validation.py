@@ -5,21 +5,24 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import math
 import re
 
 from serverprep.service import ssh
 from serverprep.service.domain import DEFAULT_STEP_TIMEOUT, Options
 from serverprep.service.errors import InvalidArgument
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
-PREPARATION_ID = re.compile(r"^[0-9a-f]{32}$")
-REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
-DOCKER_VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,2}$")
-REPOSITORY_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%+/-]*)?$")
-PROXY_URL = re.compile(r"^(https?|socks5h?)://([^\s@/'\"\\]+@)?[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")
-NO_PROXY = re.compile(r"^[A-Za-z0-9.,:*/_-]{0,1024}$")
+# Every pattern is used with fullmatch: "web1\n" is not a name ($ would match before the newline).
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+SCOPE_ID = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+PREPARATION_ID = re.compile(r"[0-9a-f]{32}")
+REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+DOCKER_VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,2}")
+REPOSITORY_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%+/-]*)?")
+PROXY_URL = re.compile(r"(https?|socks5h?)://([^\s@/'\"\\]+@)?[A-Za-z0-9.-]+(:[0-9]{1,5})?/?")
+NO_PROXY = re.compile(r"[A-Za-z0-9.,:*/_-]{0,1024}")
 CHANNELS = ("stable", "test")
 MAX_KEY = 16 * 1024
 MAX_SECRET = 1024
@@ -45,7 +48,7 @@ class Violations:
 def server_name(v: Violations, field: str, value: str) -> None:
     if not value:
         v.add(field, "is required")
-    elif not NAME.match(value):
+    elif not NAME.fullmatch(value):
         v.add(field, "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
 
 
@@ -53,12 +56,19 @@ def host(v: Violations, field: str, value: str) -> None:
     if not value:
         v.add(field, "is required")
         return
-    try:
-        ipaddress.ip_address(value)
+    if len(value) > 253:
+        v.add(field, "must be at most 253 characters")
         return
+    try:
+        address = ipaddress.ip_address(value)
     except ValueError:
-        pass
-    if len(value) > 253 or not all(HOST_LABEL.match(label) for label in value.rstrip(".").split(".")):
+        address = None
+    if address is not None:
+        scope = getattr(address, "scope_id", None)
+        if scope is not None and not SCOPE_ID.fullmatch(scope):
+            v.add(field, "an IPv6 scope id must be an interface name (letters, digits, '.', '_', '-'; at most 15)")
+        return
+    if not all(HOST_LABEL.fullmatch(label) for label in value.rstrip(".").split(".")):
         v.add(field, "must be a host name or an IP address")
 
 
@@ -70,7 +80,7 @@ def port(v: Violations, field: str, value: int) -> None:
 def user(v: Violations, field: str, value: str) -> None:
     if not value:
         v.add(field, "is required")
-    elif not USER.match(value):
+    elif not USER.fullmatch(value):
         v.add(field, "must be a user name: letters, digits, '_', '.', '-', at most 32, not starting with '-' or a digit")
 
 
@@ -119,18 +129,18 @@ def options(v: Violations, prefix: str, *, source: str | None, step_timeout: int
     if step_timeout > MAX_STEP_TIMEOUT:
         v.add(f"{prefix}.step_timeout_seconds", f"must be at most {MAX_STEP_TIMEOUT}")
     if docker_version:
-        if not DOCKER_VERSION.match(docker_version):
+        if not DOCKER_VERSION.fullmatch(docker_version):
             v.add(f"{prefix}.docker_version", "must be a version such as 27.3.1 or 27.3")
         elif source != "official":
             v.add(f"{prefix}.docker_version", "applies to the official source only")
     if channel and channel not in CHANNELS:
         v.add(f"{prefix}.channel", f"must be one of {', '.join(CHANNELS)}")
-    if repository_url and not REPOSITORY_URL.match(repository_url):
+    if repository_url and not REPOSITORY_URL.fullmatch(repository_url):
         v.add(f"{prefix}.repository_url", "must be an http(s) URL such as https://mirror.example/docker")
     for name, value in (("http_proxy", http_proxy), ("https_proxy", https_proxy)):
-        if value and not PROXY_URL.match(value):
+        if value and not PROXY_URL.fullmatch(value):
             v.add(f"{prefix}.{name}", "must be a proxy URL such as http://proxy.example:3128")
-    if not NO_PROXY.match(no_proxy):
+    if not NO_PROXY.fullmatch(no_proxy):
         v.add(f"{prefix}.no_proxy", "must be a comma-separated list of hosts, domains or networks")
     return Options(
         docker_source=source, step_timeout=float(step_timeout) if step_timeout else DEFAULT_STEP_TIMEOUT,
@@ -140,12 +150,12 @@ def options(v: Violations, prefix: str, *, source: str | None, step_timeout: int
 
 
 def preparation_id(v: Violations, field: str, value: str) -> None:
-    if value and not PREPARATION_ID.match(value):
+    if value and not PREPARATION_ID.fullmatch(value):
         v.add(field, "must be a preparation id (32 hexadecimal digits)")
 
 
 def request_id(v: Violations, field: str, value: str) -> None:
-    if value and not REQUEST_ID.match(value):
+    if value and not REQUEST_ID.fullmatch(value):
         v.add(field, "must be 1-128 printable ASCII characters without spaces")
 
 
@@ -160,11 +170,50 @@ def encode_token(data: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
 
 
+MAX_TOKEN = 512
+
+
 def decode_token(v: Violations, field: str, value: str) -> object:
+    """A page token this service issued, decoded; anything else is a field violation, never a crash."""
     if not value:
         return None
     try:
-        return json.loads(base64.urlsafe_b64decode(value.encode()))
-    except (ValueError, UnicodeError):
+        if len(value) > MAX_TOKEN:
+            raise ValueError("too long")
+        return json.loads(base64.urlsafe_b64decode(value.encode()), parse_constant=_no_constant)
+    except (ValueError, UnicodeError, RecursionError, OverflowError, TypeError):
         v.add(field, "is not a page token this service issued")
         return None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed")
+
+
+def server_token(v: Violations, field: str, value: str) -> str:
+    """The server name a ListServers page token carries."""
+    token = decode_token(v, field, value)
+    if token is None:
+        return ""
+    if not isinstance(token, str) or not NAME.fullmatch(token):
+        v.add(field, "is not a page token this service issued")
+        return ""
+    return token
+
+
+def preparation_token(v: Violations, field: str, value: str) -> tuple[float, str] | None:
+    """The (created_at, id) a ListPreparations page token carries."""
+    token = decode_token(v, field, value)
+    if token is None:
+        return None
+    try:
+        raw, prep_id = token  # type: ignore[misc]
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not isinstance(prep_id, str):
+            raise ValueError
+        created = float(raw)
+        if not math.isfinite(created) or not PREPARATION_ID.fullmatch(prep_id):
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        v.add(field, "is not a page token this service issued")
+        return None
+    return created, prep_id

@@ -77,6 +77,9 @@ class Store:
     output_totals = _offload(logs.output_totals)
 
     # replicas
+    claim_name = _offload(replicas.claim_name)
+    beat_name = _offload(replicas.beat_name)
+    release_name = _offload(replicas.release_name)
     owned = _offload(replicas.owned)
     claim = _offload(replicas.claim)
     heartbeat = _offload(replicas.heartbeat)

@@ -73,6 +73,10 @@ class Worker:
         self.session = session
         db.initialize(session.database)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serverprep-db")
+        path = getattr(session.database, "database", "")
+        # SQLite: the file this process opened, to notice when it is deleted or replaced under it.
+        self._file = Path(path) if isinstance(session.database, peewee.SqliteDatabase) and path != ":memory:" else None
+        self._file_id: tuple[int, int] | None = None
 
     async def call(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
@@ -83,6 +87,7 @@ class Worker:
         database = self.session.database
         try:
             database.connect(reuse_if_open=True)  # the thread keeps its connection between calls
+            self._check_file()
             return fn(self.session, *args, **kwargs)
         except (peewee.OperationalError, peewee.InterfaceError) as e:
             # Disk full, read-only file, locked past the busy timeout: say so, with the first
@@ -92,6 +97,23 @@ class Worker:
                 root = root.__context__
             self._reset_connection()
             raise StorageError(f"database error: {root}") from e
+
+    def _check_file(self) -> None:
+        """Refuse to go on when the SQLite file was removed or replaced: what is written would be lost."""
+        if self._file is None:
+            return
+        try:
+            st = os.stat(self._file)
+            now = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            now = None
+        if self._file_id is None and now is not None:
+            self._file_id = now
+        if now is None or now != self._file_id:
+            raise StorageError(
+                f"the database file {self._file} was removed or replaced while serverprep ran: nothing written "
+                "now would be kept; restore it from a backup and restart serverprep"
+            )
 
     def run_sync(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a query from a thread that is not the event loop's (start-up, tests)."""

@@ -8,7 +8,7 @@ from peewee import Database
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as migrate_ops
 
-from serverprep.service.store.models import LogRow, PreparationRow, SchemaVersion, ServerRow, StepRow
+from serverprep.service.store.models import LogRow, PreparationRow, ReplicaRow, SchemaVersion, ServerRow, StepRow
 
 
 def _0001_initial(db: Database) -> None:
@@ -35,9 +35,14 @@ def _0002_replicas_and_remote_processes(db: Database) -> None:
     _add_missing(db, StepRow, "remote_pid", "remote_marker")
 
 
+def _0003_replica_names(db: Database) -> None:
+    db.create_tables([ReplicaRow], safe=True)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Database], None]]] = [
     (1, _0001_initial),
     (2, _0002_replicas_and_remote_processes),
+    (3, _0003_replica_names),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -106,4 +106,20 @@ class LogRow(BaseModel):
         primary_key = CompositeKey("preparation", "seq")
 
 
-ALL_MODELS = (SchemaVersion, ServerRow, PreparationRow, StepRow, LogRow)
+class ReplicaRow(BaseModel):
+    """Who holds a replica name now: one live process per name."""
+
+    name = CharField(max_length=128, primary_key=True)
+    instance = CharField(max_length=64)
+    host = CharField(max_length=255)
+    pid = IntegerField()
+    #: The process's start time as the kernel counts it, to tell a reused pid from the holder.
+    pid_started = CharField(max_length=32, default="")
+    started_at = DoubleField()
+    heartbeat_at = DoubleField()
+
+    class Meta:
+        table_name = "replica"
+
+
+ALL_MODELS = (SchemaVersion, ServerRow, PreparationRow, StepRow, LogRow, ReplicaRow)

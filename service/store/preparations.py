@@ -11,7 +11,7 @@ from typing import Any
 import peewee
 
 from serverprep.service.domain import Options, Preparation, PrepChange, PrepState, StepChange, StepState
-from serverprep.service.errors import PreparationActive, PreparationNotFound
+from serverprep.service.errors import PreparationActive, PreparationNotFound, RequestIdReused
 from serverprep.service.store import rows
 from serverprep.service.store.database import Session
 from serverprep.service.store.models import PreparationRow, ServerRow, StepRow
@@ -32,7 +32,7 @@ def create(
     """
     server = get_server(s, server_name)
     if request_id and (earlier := _by_request_id(server.id, request_id)) is not None:
-        return get(s, earlier.id), False
+        return _same_request(get(s, earlier.id), options), False
     prep_id = uuid.uuid4().hex
     now = time.time()
     try:
@@ -55,12 +55,23 @@ def create(
             ).execute()
     except peewee.IntegrityError as e:
         if request_id and (earlier := _by_request_id(server.id, request_id)) is not None:
-            return get(s, earlier.id), False
+            return _same_request(get(s, earlier.id), options), False
         active = active_preparation_id(server.id)
         if active:
             raise PreparationActive(server_name, active) from e
         raise
     return get(s, prep_id), True
+
+
+def _same_request(earlier: Preparation, options: Options) -> Preparation:
+    """The earlier preparation of a request_id, if it was asked with the same options."""
+    if earlier.options != options:
+        raise RequestIdReused(
+            f"request_id {earlier.request_id!r} was used for preparation {earlier.id} with other options; "
+            "send the same request to get that preparation, or a new request_id for a new one",
+            metadata={"preparation_id": earlier.id, "request_id": earlier.request_id},
+        )
+    return earlier
 
 
 def get(s: Session, prep_id: str, server_name: str | None = None) -> Preparation:

@@ -7,11 +7,49 @@ others take over, or mark INTERRUPTED, what a silent owner left behind.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from serverprep.service.domain import PrepState
+import peewee
+
+from serverprep.service.domain import PrepState, ReplicaHolder
 from serverprep.service.store import rows
 from serverprep.service.store.database import Session
-from serverprep.service.store.models import PreparationRow
+from serverprep.service.store.models import PreparationRow, ReplicaRow
+
+
+def _holder(row: ReplicaRow) -> ReplicaHolder:
+    return ReplicaHolder(row.name, row.instance, row.host, row.pid, row.pid_started, row.started_at, row.heartbeat_at)
+
+
+def claim_name(s: Session, me: ReplicaHolder, stale_before: float, alive: Callable[[ReplicaHolder], bool]) -> ReplicaHolder | None:
+    """Take the replica name ``me.name``; return the live holder that keeps it instead, if any.
+
+    A holder is gone when its heartbeat is older than ``stale_before``, or when ``alive`` says
+    its process no longer runs (it can tell for a holder on this host).
+    """
+    try:
+        with s.database.atomic():
+            row = ReplicaRow.get_or_none(ReplicaRow.name == me.name)
+            if row is not None and row.instance != me.instance:
+                holder = _holder(row)
+                if holder.heartbeat_at >= stale_before and alive(holder):
+                    return holder
+                row.delete_instance()
+            ReplicaRow.insert(name=me.name, instance=me.instance, host=me.host, pid=me.pid, pid_started=me.pid_started,
+                              started_at=me.started_at, heartbeat_at=time.time()).execute()
+    except peewee.IntegrityError:
+        row = ReplicaRow.get_or_none(ReplicaRow.name == me.name)
+        return _holder(row) if row is not None and row.instance != me.instance else None
+    return None
+
+
+def beat_name(s: Session, name: str, instance: str) -> bool:
+    """Refresh our hold on a replica name; False when another process has taken it."""
+    return bool(ReplicaRow.update(heartbeat_at=time.time()).where(ReplicaRow.name == name, ReplicaRow.instance == instance).execute())
+
+
+def release_name(s: Session, name: str, instance: str) -> None:
+    ReplicaRow.delete().where(ReplicaRow.name == name, ReplicaRow.instance == instance).execute()
 
 
 def owned(s: Session, owner: str, state: PrepState) -> list[str]:

@@ -13,7 +13,7 @@ import time
 import grpc
 import pytest
 
-from conftest import register, wait_done
+from conftest import register, wait_done, wait_step
 from harness.targets import behave
 from serverprep.clients.client import TERMINAL, ServerprepClientError
 from serverprep.v1 import preparations_pb2 as pb
@@ -245,3 +245,148 @@ def test_no_secret_is_ever_in_a_command_line_on_the_target(client, sim):
     assert proxy_pw not in recorded and sudo_pw not in recorded
     logs = " ".join(e.text for e in client.stream_logs("sim", prep.id, follow=False))
     assert proxy_pw not in logs and "http://***@proxy.example:3128" in logs
+
+
+def test_a_second_service_with_the_same_replica_name_refuses_to_start(tmp_path, sim):
+    """6. Service B started on service A's data directory (same default --replica) marked A's live
+    preparation INTERRUPTED and ran a second preparation of the same server at once."""
+    import subprocess
+    import sys
+
+    from harness.service import service_process
+    from serverprep.clients.client import Client
+
+    with service_process(tmp_path) as (a, address), Client(address) as client:
+        register(client, sim)
+        behave(sim, "apt-get", "sleep 5")
+        prep = client.prepare("sim", docker_source="distro")
+        wait_step(client, "sim", "update_packages", pb.STEP_STATE_RUNNING)
+        b = subprocess.run([sys.executable, "-m", "serverprep.service", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)],
+                           capture_output=True, text=True, timeout=60)
+        print(f"\nsecond service: exit {b.returncode}: {b.stderr.strip()}")
+        assert b.returncode != 0
+        assert f"is in use by pid {a.pid} on this host" in b.stderr and "--replica" in b.stderr
+        assert client.status("sim", prep.id).state == pb.PREPARATION_STATE_RUNNING  # A's work untouched
+        behave(sim, "apt-get", "")
+        assert wait_done(client, "sim", prep.id).state == pb.PREPARATION_STATE_SUCCEEDED
+        # Another name is welcome on the same database: it shares the work without taking A's.
+        with service_process(tmp_path, "--replica", "other") as (_, other_address), Client(other_address) as other:
+            assert other.status("sim", prep.id).state == pb.PREPARATION_STATE_SUCCEEDED
+        a.kill()
+        a.wait()
+    # A died without letting go of its name: a new process on this host sees it is gone at once.
+    with service_process(tmp_path) as (_, address), Client(address) as client:
+        assert client.status("sim", prep.id).state == pb.PREPARATION_STATE_SUCCEEDED
+
+
+def _violation(error: ServerprepClientError, field: str) -> str:
+    assert (error.code, error.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"), error
+    return error.violations[field]
+
+
+def test_a_trailing_newline_is_not_part_of_a_valid_value(client, sim):
+    """9. `^...$` with re.match accepted 'web1\\n' (stored beside web1) and a repository_url ending in a
+    newline (written into a deb822 file on the target)."""
+    with pytest.raises(ServerprepClientError) as e:
+        register(client, sim, "web1\n")
+    assert _violation(e.value, "name")
+    register(client, sim, "web1")
+    for field, value in (("repository_url", "https://mirror.example/docker\n"), ("docker_version", "27.3\n"),
+                         ("http_proxy", "http://proxy:3128\n"), ("no_proxy", "localhost\n")):
+        with pytest.raises(ServerprepClientError) as e:
+            client.prepare("web1", **{field: value})
+        assert _violation(e.value, f"options.{field}")
+    with pytest.raises(ServerprepClientError) as e:
+        client.prepare("web1", request_id="id-1\n")
+    assert _violation(e.value, "request_id")
+
+
+def test_an_ipv6_scope_id_is_an_interface_name_and_hosts_are_short(client, sim):
+    """10. A host given as an IPv6 literal accepted any scope id text (backticks, $(), newlines) and any length."""
+    for host in ("fe80::1%`id`", "fe80::1%$(touch /tmp/x)", "fe80::1%eth0\nx", "fe80::1%" + "a" * 3_000_000):
+        with pytest.raises(ServerprepClientError) as e:
+            register(client, sim, "v6", host=host)
+        assert _violation(e.value, "host")
+    assert register(client, sim, "v6", host="fe80::1%eth0").host == "fe80::1%eth0"
+
+
+def test_a_key_encrypted_by_ssh_keygen_by_default_is_accepted_and_used(client, sim, tmp_path):
+    """11. ssh-keygen's default encryption (bcrypt KDF) was refused: bcrypt was missing."""
+    import subprocess
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "phrase-4711", "-f", str(tmp_path / "k")], check=True)
+    with open(sim.root / "authorized_keys", "a") as keys:
+        keys.write((tmp_path / "k.pub").read_text())
+    register(client, sim, "bcrypt", private_key=(tmp_path / "k").read_text(), private_key_passphrase="phrase-4711")
+    done = wait_done(client, "bcrypt", client.prepare("bcrypt", docker_source="distro").id)
+    assert done.state == pb.PREPARATION_STATE_SUCCEEDED, done.failure
+
+
+def test_tampered_page_tokens_are_invalid_arguments(client, sim):
+    """12. Tampered page_tokens answered UNKNOWN with tracebacks (OverflowError, RecursionError)."""
+    import base64
+
+    register(client, sim)
+
+    def token(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode()
+
+    bad = [token("[" * 200 + "]" * 200), token(f"[{10 ** 400}, \"{'a' * 32}\"]"), token(f"[1e999, \"{'a' * 32}\"]"),
+           token("[NaN, \"x\"]"), token("[true, \"x\"]"), token('"x"' * 400), "!!!", token("[1.5]"), "A" * 10_000]
+    for page_token in bad:
+        for call in (lambda t: client.servers.ListServers(__import__("serverprep.v1.servers_pb2", fromlist=["x"]).ListServersRequest(page_token=t)),
+                     lambda t: client.preparations.ListPreparations(pb.ListPreparationsRequest(server="sim", page_token=t))):
+            with pytest.raises(grpc.RpcError) as e:
+                call(page_token)
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (page_token[:40], e.value.details())
+
+
+def test_short_secrets_are_masked_where_a_target_echoes_them(client, sim):
+    """13. Secrets shorter than 4 characters were shown in clear when a target echoed them."""
+    (sim.extra["sim"] / "sudo-password").write_text("ab1")
+    register(client, sim, sudo_password="ab1")
+    behave(sim, "apt-get", 'echo "the sudo password is ab1, and abc1 is another word"')
+    prep = client.prepare("sim", docker_source="distro")
+    assert wait_done(client, "sim", prep.id).state == pb.PREPARATION_STATE_SUCCEEDED
+    texts = [e.text for e in client.stream_logs("sim", prep.id, follow=False)]
+    assert "the sudo password is ********, and abc1 is another word" in texts
+
+
+def test_a_request_id_reused_with_other_options_is_refused(client, sim):
+    """14. Reusing a request_id with different options silently returned the earlier preparation (AIP-155)."""
+    register(client, sim)
+    first = client.prepare("sim", docker_source="distro", request_id="deploy-1")
+    assert client.prepare("sim", docker_source="distro", request_id="deploy-1").id == first.id
+    with pytest.raises(ServerprepClientError) as e:
+        client.prepare("sim", docker_source="official", request_id="deploy-1")
+    assert (e.value.code, e.value.reason) == (grpc.StatusCode.ALREADY_EXISTS, "REQUEST_ID_REUSED")
+    assert e.value.metadata["preparation_id"] == first.id
+
+
+def test_a_deleted_database_is_noticed_and_a_broken_key_file_is_told(tmp_path, sim):
+    """14. Deleting the database files while the service ran: writes were acknowledged and health stayed
+    SERVING (everything gone after a restart). A truncated secret.key crashed start-up with a traceback."""
+    import subprocess
+    import sys
+
+    from harness.service import service_process
+    from serverprep.clients.client import Client
+
+    with service_process(tmp_path, "--stale-after", "2") as (_, address), Client(address) as client:
+        register(client, sim)
+        for path in tmp_path.glob("serverprep.db*"):
+            path.unlink()
+        with pytest.raises(ServerprepClientError) as e:
+            register(client, sim, "after")
+        assert (e.value.code, e.value.reason) == (grpc.StatusCode.UNAVAILABLE, "STORAGE_ERROR")
+        assert "was removed or replaced" in e.value.message
+        deadline = time.monotonic() + 10
+        while client.health() == "SERVING" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.health() == "NOT_SERVING"
+    key = tmp_path / "secret.key"
+    key.write_bytes(key.read_bytes()[:20])
+    out = subprocess.run([sys.executable, "-m", "serverprep.service", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "secret.key is not a usable key" in out.stderr and "restore it from the backup" in out.stderr
