@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from serverprep.service.api import PreparationService, ServerService
 from serverprep.service.auth import TokenInterceptor, check_exposure, server_credentials
+from serverprep.service.limits import server_options
 from serverprep.service.logbus import LogBus
 from serverprep.service.plugins import DriverRegistry
 from serverprep.service.preparations import Preparations
@@ -55,7 +56,7 @@ class Service:
         self.preparations = Preparations(self.store, self.bus, self.scheduler, self.replicas, runner)
         self.health = health.aio.HealthServicer()
         interceptors = [TokenInterceptor(s.token)] if s.token else []
-        server = self.server = grpc.aio.server(interceptors=interceptors)
+        server = self.server = grpc.aio.server(interceptors=interceptors, options=server_options(s))
         servers_pb2_grpc.add_ServerServiceServicer_to_server(ServerService(Servers(self.store)), server)
         preparations_pb2_grpc.add_PreparationServiceServicer_to_server(PreparationService(self.preparations, s.stream_message_bytes), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

@@ -84,6 +84,18 @@ class Settings:
                                   help="lines of command output one preparation stores; more are counted, not stored")
     max_log_bytes: int = _setting(64 * 1024 * 1024, env="SERVERPREP_MAX_LOG_BYTES",
                                   help="bytes of command output one preparation stores; more are counted, not stored")
+    max_connections: int = _setting(
+        0, env="SERVERPREP_MAX_CONNECTIONS",
+        help="API connections at once (0: as many as the open-file limit allows after a reserve for SSH and the database)",
+    )
+    handshake_timeout: float = _setting(10.0, env="SERVERPREP_HANDSHAKE_TIMEOUT",
+                                        help="seconds a new API connection has to complete its handshake before it is dropped")
+    connection_idle_timeout: float = _setting(300.0, env="SERVERPREP_CONNECTION_IDLE_TIMEOUT",
+                                              help="seconds an API connection without a call is kept open")
+    connection_max_age: float = _setting(3600.0, env="SERVERPREP_CONNECTION_MAX_AGE",
+                                         help="seconds after which an API connection is asked to close (streams get 5 more minutes, then resume)")
+    max_streams_per_connection: int = _setting(100, env="SERVERPREP_MAX_STREAMS_PER_CONNECTION",
+                                               help="calls at once on one API connection")
     connect_timeout: float = _setting(15.0, env="SERVERPREP_CONNECT_TIMEOUT", help="seconds to open an SSH connection and log in")
     keepalive_interval: float = _setting(10.0, env="SERVERPREP_KEEPALIVE_INTERVAL",
                                          help="seconds between SSH keepalives to a server")
@@ -158,16 +170,19 @@ class Settings:
         problems = []
         if self.max_concurrent < 1:
             problems.append("--max-concurrent must be at least 1")
-        for name in ("max_log_lines", "max_log_bytes", "facts_max_bytes", "max_concurrent_plans"):
+        for name in ("max_log_lines", "max_log_bytes", "facts_max_bytes", "max_concurrent_plans", "max_streams_per_connection"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1")
         if self.stream_backlog < 1:
             problems.append("--stream-backlog must be at least 1")
         if not 64 * 1024 <= self.stream_message_bytes <= 3 * 1024 * 1024:
             problems.append("--stream-message-bytes must be between 65536 and 3145728 (clients accept 4 MiB)")
-        for name in ("stale_after", "connect_timeout", "keepalive_interval", "kill_grace", "facts_timeout"):
+        for name in ("stale_after", "connect_timeout", "keepalive_interval", "kill_grace", "facts_timeout",
+                     "handshake_timeout", "connection_idle_timeout", "connection_max_age"):
             if getattr(self, name) <= 0:
                 problems.append(f"--{name.replace('_', '-')} must be more than 0")
+        if self.max_connections < 0:
+            problems.append("--max-connections must not be negative (0: automatic)")
         if self.shutdown_grace < 0 or self.keepalive_count_max < 1:
             problems.append("--shutdown-grace must not be negative and --keepalive-count at least 1")
         if bool(self.tls_cert) != bool(self.tls_key):

@@ -390,3 +390,59 @@ def test_a_deleted_database_is_noticed_and_a_broken_key_file_is_told(tmp_path, s
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "secret.key is not a usable key" in out.stderr and "restore it from the backup" in out.stderr
+
+
+def test_idle_unauthenticated_connections_cannot_exhaust_descriptors(tmp_path, sim):
+    """4. Under ulimit -n 1024 with a token set, 1,100 TCP connections that sent nothing exhausted the
+    descriptors ('File descriptor limit reached') and a Prepare failed INTERNAL."""
+    import os
+    import resource
+    import socket
+    import subprocess
+    import sys
+
+    from harness.service import wait_serving
+    from harness.targets import free_port
+    from serverprep.clients.client import Client
+
+    def small_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    env = {**os.environ, "SERVERPREP_TOKEN": "t0ken-4711"}
+    log = open(tmp_path / "service.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "serverprep.service", "--listen", address, "--data-dir", str(tmp_path),
+                             "--handshake-timeout", "3"], env=env, preexec_fn=small_limit, stdout=log, stderr=subprocess.STDOUT)
+    idle: list[socket.socket] = []
+    try:
+        wait_serving(address, proc)
+        with Client(address, token="t0ken-4711") as client:
+            register(client, sim)
+            behave(sim, "apt-get", "sleep 4")
+            prep = client.prepare("sim", docker_source="distro")
+            wait_step(client, "sim", "update_packages", pb.STEP_STATE_RUNNING)
+        for _ in range(1100):  # while the preparation runs and will need descriptors for verify_docker's SSH
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            idle.append(s)
+        time.sleep(1)
+        held = len(os.listdir(f"/proc/{proc.pid}/fd"))
+        time.sleep(4)  # past the handshake timeout: the silent ones are dropped
+        with Client(address, token="t0ken-4711") as client:
+            done = wait_done(client, "sim", prep.id, timeout=60)
+            assert done.state == pb.PREPARATION_STATE_SUCCEEDED, done.failure
+            after = len(os.listdir(f"/proc/{proc.pid}/fd"))
+            assert client.health() == "SERVING"
+    finally:
+        for s in idle:
+            s.close()
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+    text = (tmp_path / "service.log").read_text()
+    print(f"\n1,100 silent connections under ulimit -n 1024 during a preparation: service held {held} descriptors, "
+          f"{after} after the handshake timeout; the preparation SUCCEEDED")
+    assert "File descriptor limit" not in text and "Traceback" not in text
+    assert held < 1024 and after < 200
