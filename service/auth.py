@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from serverprep.service import metrics
 from serverprep.service.errors import InsecureListen, Unauthenticated
 from serverprep.service.rpcerrors import to_status
+
+log = logging.getLogger("serverprep.auth")
 
 # Health checks stay open so that load balancers and container runtimes can probe.
 OPEN_METHODS = ("/grpc.health.v1.Health/",)
@@ -68,6 +72,9 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or self._allowed(details):
             return handler
+        metrics.REJECTED.labels("UNAUTHENTICATED").inc()
+        log.warning("rejected a call to %s: missing or wrong bearer token", details.method,
+                    extra={"method": details.method, "reason": "UNAUTHENTICATED"})
         status = to_status(Unauthenticated("missing or wrong bearer token (metadata 'authorization: Bearer <token>')"))
 
         async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -15,6 +14,7 @@ from serverprep.clients.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliE
 from serverprep.clients.cli.render import print_plan
 from serverprep.drivers import DEFAULT_REPOSITORY, DockerSource, PlanOptions
 from serverprep.drivers.offline import skeleton_facts
+from serverprep.service import logconfig
 from serverprep.service.errors import InsecureListen, InvalidSetting, ServerprepError
 from serverprep.service.plugins import DriverRegistry
 from serverprep.service.settings import Settings
@@ -59,9 +59,7 @@ def run_serve(args: argparse.Namespace, out: TextIO) -> int:
         settings = Settings.from_args(args)
     except InvalidSetting as e:
         raise CliError(str(e), EXIT_USAGE) from None
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # asyncssh logs every command line at INFO: too much for an operator, and not its business.
-    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    logconfig.configure(settings.log_level, settings.log_format)
     try:
         asyncio.run(serve(settings))
     except InsecureListen as e:

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from serverprep.service import metrics
 from serverprep.service.aio import run_to_end
 from serverprep.service.domain import MAX_LINE, LogEntry, PrepChange, PrepState, StepChange, StepState, Stream
 from serverprep.service.errors import PreparationNotFound, ServerprepError, ServiceUnavailable, StreamTooSlow
@@ -73,6 +74,7 @@ class OutputBudget:
             return True
         self.dropped_lines += 1
         self.dropped_bytes += size
+        metrics.LOG_LINES_DROPPED.inc()
         return False
 
 
@@ -144,6 +146,7 @@ class Journal:
             self.inflight = batch
             try:
                 await self.store.append_logs(self.prep_id, batch, step, end)
+                metrics.LOG_LINES.inc(len(batch))
             except BaseException:
                 self.pending[:0] = batch  # nothing is dropped because a write failed
                 raise
@@ -240,6 +243,7 @@ class LogBus:
         journal = self.journals.get(prep_id) if follow else None
         sub, unflushed = journal.subscribe(self.subscriber_limit) if journal else (None, [])
         last = after_seq
+        metrics.LOG_READERS.inc()
         try:
             while True:
                 rows = await self.store.read_logs(prep_id, last, 1000)
@@ -287,6 +291,7 @@ class LogBus:
                 if batch:
                     yield batch
         finally:
+            metrics.LOG_READERS.dec()
             if journal is not None and sub is not None:
                 journal.unsubscribe(sub)
 

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from serverprep.service import metrics
 from serverprep.service.domain import PrepChange, PrepState, ReplicaHolder, StepChange, StepState, Stream
 from serverprep.service.errors import Cancelled, Interrupted, ReplicaNameInUse, ServerprepError, StorageError
 from serverprep.service.logbus import LogBus
@@ -128,11 +129,16 @@ class Replicas:
         for prep_id, state in await self.store.stale(stale_before, self.me):
             prep = await self.store.get_preparation(prep_id)
             if state is PrepState.RUNNING:
-                log.warning("replica %s stopped answering; preparation %s was interrupted", prep.owner, prep_id)
+                log.warning("replica %s stopped answering; preparation %s of %s was interrupted", prep.owner, prep_id, prep.server,
+                            extra={"preparation_id": prep_id, "server": prep.server, "owner": prep.owner, "replica": self.me})
+                metrics.TAKEOVERS.labels("interrupted").inc()
                 await self.mark_interrupted(
                     prep_id, prep.owner, f"replica {prep.owner!r} stopped while it ran this preparation; Retry resumes it"
                 )
             elif not self.scheduler.runs_here(prep_id) and await self.store.claim(prep_id, self.me, stale_before):
+                log.warning("replica %s stopped answering; its pending preparation %s of %s runs here now", prep.owner, prep_id,
+                            prep.server, extra={"preparation_id": prep_id, "server": prep.server, "owner": prep.owner, "replica": self.me})
+                metrics.TAKEOVERS.labels("claimed").inc()
                 self.scheduler.launch(prep)
 
 

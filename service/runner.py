@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 
 from serverprep.drivers import DEFAULT_REPOSITORY, STEP_NAMES, DockerSource, Facts, Plan, PlanOptions, StepPlan
-from serverprep.service import ssh
+from serverprep.service import metrics, ssh
 from serverprep.service.domain import Options, Preparation, PrepChange, PrepState, Server, StepChange, StepState, Stream
 from serverprep.service.errors import Cancelled, ServerprepError
 from serverprep.service.logbus import Journal
@@ -18,6 +19,7 @@ from serverprep.service.steps import RemoteProcess, StepRunner, facts_from_json,
 from serverprep.service.store import Store
 
 DETECT = STEP_NAMES[0]
+log = logging.getLogger("serverprep.preparations")
 
 
 def plan_options(options: Options, user: str) -> PlanOptions:
@@ -47,6 +49,8 @@ class Run:
     stop_reason: type[ServerprepError] | None = None
     #: Whether it got a slot and began (a preparation stopped before that stays PENDING on shutdown).
     started: bool = False
+    #: When the current step began (monotonic clock), for its duration.
+    step_started: float = 0.0
 
     def emit(self, stream: Stream, text: str, step: str | None = None) -> None:
         self.journal.emit(self.current_step if step is None else step, stream, text)
@@ -69,6 +73,8 @@ class PreparationRunner:
         run.journal.emit("", Stream.EVENT, f"preparation RUNNING (attempt {prep.attempt}) on {self.settings.replica}",
                          prep_state=PrepState.RUNNING)
         await run.journal.flush()
+        log.info("preparation %s of %s RUNNING (attempt %d)", prep.id, prep.server, prep.attempt,
+                 extra={"preparation_id": prep.id, "server": prep.server, "state": "RUNNING", "attempt": prep.attempt})
         try:
             await self._steps(run)
         except asyncio.CancelledError:
@@ -111,7 +117,13 @@ class PreparationRunner:
 
     async def open(self, server: Server) -> ssh.Connection:
         """Connect; on the first connection of a trust-on-first-use server, pin its key."""
-        conn = await ssh.connect(target(server, self.settings))
+        started = time.perf_counter()
+        try:
+            conn = await ssh.connect(target(server, self.settings))
+        except ServerprepError as e:
+            metrics.SSH_CONNECT_FAILURES.labels(e.reason).inc()
+            raise
+        metrics.SSH_CONNECT_SECONDS.observe(time.perf_counter() - started)
         if not server.host_key:
             await self.store.pin_host_key(server.id, conn.host_key)
         return conn
@@ -165,6 +177,7 @@ class PreparationRunner:
 
     async def begin_step(self, run: Run, name: str) -> None:
         run.current_step = name
+        run.step_started = time.monotonic()
         run.journal.emit(name, Stream.EVENT, f"{name} RUNNING", step_state=StepState.RUNNING)
         await run.journal.flush(step=StepChange(name, StepState.RUNNING, time.time()))
         run.prep.step(name).state = StepState.RUNNING
@@ -176,6 +189,12 @@ class PreparationRunner:
         await run.journal.flush(step=StepChange(name, state, time.time(), message, exit_code))
         run.prep.step(name).state = state
         run.current_step = ""
+        took = time.monotonic() - run.step_started
+        metrics.STEP_SECONDS.labels(name, state.value).observe(took)
+        log.log(logging.WARNING if state is StepState.FAILED else logging.INFO, "preparation %s of %s: step %s %s in %.1f s%s",
+                run.prep.id, run.prep.server, name, state.value, took, f": {message}" if state is StepState.FAILED else "",
+                extra={"preparation_id": run.prep.id, "server": run.prep.server, "step": name, "state": state.value,
+                       "duration_s": round(took, 3), "exit_code": exit_code})
 
     async def fail(self, run: Run, error: ServerprepError) -> None:
         step = run.current_step
@@ -194,5 +213,11 @@ class PreparationRunner:
         run.journal.emit("", Stream.EVENT, text, prep_state=state)
         await run.journal.flush(end=PrepChange(state, time.time(), reason, message, step))
         run.prep.state = state
+        driver = run.prep.os.get("driver", "")
+        metrics.PREPARATIONS.labels(state.value, reason, driver).inc()
+        log.log(logging.INFO if state is PrepState.SUCCEEDED else logging.WARNING, "preparation %s of %s %s%s",
+                run.prep.id, run.prep.server, state.value, f": {reason}: {message}" if reason else "",
+                extra={"preparation_id": run.prep.id, "server": run.prep.server, "state": state.value, "reason": reason,
+                       "step": step, "driver": driver})
 
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 
+from serverprep.service import metrics
 from serverprep.service.aio import run_to_end
 from serverprep.service.domain import Preparation, PrepChange, PrepState, StepChange, StepState, Stream, redactor
 from serverprep.service.errors import Cancelled, Internal, Interrupted, ServerprepError, ServiceUnavailable
@@ -82,6 +83,8 @@ class Scheduler:
         """Run one preparation; however the task ends, the preparation's state stays true."""
         run: Run | None = None
         ended = True
+        gauge = metrics.ACTIVE.labels("PENDING")
+        gauge.inc()
         try:
             run = await run_to_end(self._begin(prep))
             if self._slots.locked():
@@ -91,6 +94,9 @@ class Scheduler:
                     run.stop_reason = Interrupted
                     raise asyncio.CancelledError
                 run.started = True
+                gauge.dec()
+                gauge = metrics.ACTIVE.labels("RUNNING")
+                gauge.inc()
                 await self.runner.execute(run)
         except asyncio.CancelledError:
             # Cancelled while waiting for a slot, or execute() re-raised after recording the end.
@@ -99,6 +105,7 @@ class Scheduler:
             log.exception("preparation %s crashed", prep.id)
             await run_to_end(self._end_anyhow(prep, run, Internal("internal error in serverprep; see the service log")))
         finally:
+            gauge.dec()
             await run_to_end(self._release(prep, run, ended))
 
     async def _begin(self, prep: Preparation) -> Run:

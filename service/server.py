@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from serverprep.service import metrics
 from serverprep.service.api import PreparationService, ServerService
 from serverprep.service.auth import TokenInterceptor, check_exposure, server_credentials
 from serverprep.service.limits import server_options
@@ -25,6 +27,7 @@ from serverprep.service.secretbox import SecretBox
 from serverprep.service.servers import Servers
 from serverprep.service.settings import Settings
 from serverprep.service.store import Store
+from serverprep.service.store.migrations import LATEST
 from serverprep.v1 import preparations_pb2, preparations_pb2_grpc, servers_pb2, servers_pb2_grpc
 
 log = logging.getLogger("serverprep")
@@ -47,15 +50,21 @@ class Service:
         s = self.settings
         check_exposure(s.listen, tls=s.tls_cert is not None, token=bool(s.token), insecure=s.insecure)
         self.store = Store(s.url, SecretBox.load(s.data_dir))
-        await self.store.migrate()
+        applied = await self.store.migrate()
         drivers = self.drivers or DriverRegistry.default()
+        log.info("serverprep %s (%s), replica %r, database %s at schema %d%s, drivers %s",
+                 _version("serverprep"), ", ".join(f"{p} {_version(p)}" for p in ("grpcio", "asyncssh", "peewee")),
+                 s.replica, safe_url(s.url), LATEST, f" (applied migrations {applied})" if applied else "",
+                 ", ".join(drivers.names()))
         self.bus = LogBus(self.store, s.stream_backlog, s.max_log_lines, s.max_log_bytes)
         runner = PreparationRunner(self.store, drivers, s)
         self.scheduler = Scheduler(self.store, self.bus, runner, s)
         self.replicas = Replicas(self.store, self.bus, self.scheduler, s)
         self.preparations = Preparations(self.store, self.bus, self.scheduler, self.replicas, runner)
         self.health = health.aio.HealthServicer()
-        interceptors = [TokenInterceptor(s.token)] if s.token else []
+        interceptors: list[grpc.aio.ServerInterceptor] = [metrics.RpcMetrics()]
+        if s.token:
+            interceptors.append(TokenInterceptor(s.token))
         server = self.server = grpc.aio.server(interceptors=interceptors, options=server_options(s))
         servers_pb2_grpc.add_ServerServiceServicer_to_server(ServerService(Servers(self.store)), server)
         preparations_pb2_grpc.add_PreparationServiceServicer_to_server(PreparationService(self.preparations, s.stream_message_bytes), server)
@@ -69,6 +78,10 @@ class Service:
         if not self.port:
             raise OSError(f"cannot listen on {s.listen}")
         await server.start()
+        if s.metrics_listen:
+            metrics.record_build()
+            metrics.serve_metrics(s.metrics_listen)
+            log.info("metrics on http://%s/metrics", s.metrics_listen)
         await self.replicas.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         self.replicas.on_storage = self._storage_health
@@ -114,6 +127,13 @@ async def serve(settings: Settings) -> None:
     await stop.wait()
     log.info("stopping: running steps get %.0f s to finish", settings.shutdown_grace)
     await service.stop()
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
 
 
 def safe_url(url: str) -> str:

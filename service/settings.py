@@ -57,6 +57,10 @@ class Settings:
     max_concurrent: int = _setting(16, env="SERVERPREP_MAX_CONCURRENT", help="preparations run at once; more wait PENDING")
     log_level: str = _setting("INFO", env="SERVERPREP_LOG_LEVEL", choices=LOG_LEVELS, parse=str.upper,
                               help="least severe service log level shown")
+    log_format: str = _setting("text", env="SERVERPREP_LOG_FORMAT", choices=("text", "json"),
+                               help="service log as readable text, or one JSON object per line")
+    metrics_listen: str = _setting("", env="SERVERPREP_METRICS_LISTEN",
+                                   help="host:port to serve Prometheus metrics on, e.g. 127.0.0.1:9464 (off when empty)")
     tls_cert: Path | None = _setting(None, env="SERVERPREP_SERVER_TLS_CERT", parse=_optional_path,
                                      help="server certificate (PEM); enables TLS")
     tls_key: Path | None = _setting(None, env="SERVERPREP_SERVER_TLS_KEY", parse=_optional_path,

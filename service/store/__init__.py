@@ -11,7 +11,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from serverprep.service.secretbox import SecretBox
 from serverprep.service.store import logs, preparations, replicas, servers
-from serverprep.service.store.database import Session, Worker, default_url, open_database
+from serverprep.service.store.database import Session, Worker, default_url, open_database, writes
 from serverprep.service.store.migrations import migrate
 
 P = ParamSpec("P")
@@ -26,6 +26,7 @@ def _offload(fn: Callable[Concatenate[Session, P], T]) -> Callable[Concatenate[S
     return method
 
 
+@writes
 def _migrate(s: Session) -> list[int]:
     return migrate(s.database)
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 import peewee
 from playhouse import db_url
 
+from serverprep.service import metrics
 from serverprep.service.aio import run_to_end
 from serverprep.service.errors import StorageError
 from serverprep.service.secretbox import SecretBox
@@ -53,6 +55,12 @@ def open_database(url: str) -> peewee.Database:
     return db_url.connect(url)
 
 
+def writes(fn: Callable[P, T]) -> Callable[P, T]:
+    """Marks a query function that writes (counted apart in the metrics)."""
+    fn.writes = True  # type: ignore[attr-defined]
+    return fn
+
+
 @dataclass(frozen=True)
 class Session:
     """What every query function receives: the database and the box that seals secrets."""
@@ -82,13 +90,21 @@ class Worker:
         loop = asyncio.get_running_loop()
         return await run_to_end(loop.run_in_executor(self._executor, functools.partial(self.guarded, fn, *args, **kwargs)))
 
+    def _timed(self, kind: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            metrics.DB_TRANSACTIONS.labels(kind).inc()
+            metrics.DB_SECONDS.labels(kind).observe(time.perf_counter() - started)
+
     def guarded(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a query on this thread's connection, with database errors told plainly."""
         database = self.session.database
         try:
             database.connect(reuse_if_open=True)  # the thread keeps its connection between calls
             self._check_file()
-            return fn(self.session, *args, **kwargs)
+            return self._timed("write" if getattr(fn, "writes", False) else "read", fn, self.session, *args, **kwargs)
         except (peewee.OperationalError, peewee.InterfaceError) as e:
             # Disk full, read-only file, locked past the busy timeout: say so, with the first
             # error (a failed rollback after "disk is full" is only its echo).

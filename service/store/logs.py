@@ -8,12 +8,13 @@ import peewee
 
 from serverprep.service.domain import LogEntry, PrepChange, StepChange
 from serverprep.service.store import preparations, rows
-from serverprep.service.store.database import Session
+from serverprep.service.store.database import Session, writes
 from serverprep.service.store.models import LogRow, PreparationRow
 
 INSERT_CHUNK = 200
 
 
+@writes
 def append(
     s: Session, prep_id: str, entries: Sequence[LogEntry], step: StepChange | None = None, end: PrepChange | None = None
 ) -> None:

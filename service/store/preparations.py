@@ -13,7 +13,7 @@ import peewee
 from serverprep.service.domain import Options, Preparation, PrepChange, PrepState, StepChange, StepState
 from serverprep.service.errors import PreparationActive, PreparationNotFound, RequestIdReused
 from serverprep.service.store import rows
-from serverprep.service.store.database import Session
+from serverprep.service.store.database import Session, writes
 from serverprep.service.store.models import PreparationRow, ServerRow, StepRow
 from serverprep.service.store.servers import active_preparation_id
 from serverprep.service.store.servers import get as get_server
@@ -23,6 +23,7 @@ def _by_request_id(server_id: int, request_id: str) -> PreparationRow | None:
     return PreparationRow.get_or_none(PreparationRow.server == server_id, PreparationRow.request_id == request_id)
 
 
+@writes
 def create(
     s: Session, server_name: str, options: Options, request_id: str, step_names: Sequence[str], owner: str = ""
 ) -> tuple[Preparation, bool]:
@@ -123,10 +124,12 @@ def page(s: Session, server_name: str, limit: int, before: tuple[float, str] | N
     return [get(s, r.id) for r in query]
 
 
+@writes
 def record_facts(s: Session, prep_id: str, os: dict[str, str], facts: dict[str, Any]) -> None:
     PreparationRow.update(os=json.dumps(os), facts=json.dumps(facts)).where(PreparationRow.id == prep_id).execute()
 
 
+@writes
 def record_remote_process(s: Session, prep_id: str, step: str, pid: int | None, marker: str) -> None:
     """Kept so that a Retry after a crash can stop what this attempt leaves running on the server."""
     StepRow.update(remote_pid=pid, remote_marker=marker).where(StepRow.preparation == prep_id, StepRow.name == step).execute()
@@ -149,6 +152,7 @@ def apply_end(prep_id: str, change: PrepChange) -> None:
     ).where(PreparationRow.id == prep_id).execute()
 
 
+@writes
 def start_running(s: Session, prep_id: str, owner: str, started_at: float) -> bool:
     """PENDING → RUNNING for its owner; False when it was cancelled or taken meanwhile."""
     return bool(
@@ -158,6 +162,7 @@ def start_running(s: Session, prep_id: str, owner: str, started_at: float) -> bo
     )
 
 
+@writes
 def reset_for_retry(s: Session, prep_id: str, owner: str = "") -> Preparation:
     """FAILED/CANCELLED → PENDING with a new attempt; steps not done go back to PENDING."""
     with s.database.atomic():
@@ -185,6 +190,7 @@ def reset_for_retry(s: Session, prep_id: str, owner: str = "") -> Preparation:
     return get(s, prep_id)
 
 
+@writes
 def cancel_pending(s: Session, prep_id: str, message: str) -> bool:
     """PENDING → CANCELLED, only while nobody has started it."""
     return bool(
@@ -194,6 +200,7 @@ def cancel_pending(s: Session, prep_id: str, message: str) -> bool:
     )
 
 
+@writes
 def request_cancel(s: Session, prep_id: str) -> None:
     """Ask the replica that runs a preparation to cancel it (it sees this with its heartbeat)."""
     PreparationRow.update(cancel_requested=True).where(PreparationRow.id == prep_id).execute()

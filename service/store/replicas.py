@@ -13,7 +13,7 @@ import peewee
 
 from serverprep.service.domain import PrepState, ReplicaHolder
 from serverprep.service.store import rows
-from serverprep.service.store.database import Session
+from serverprep.service.store.database import Session, writes
 from serverprep.service.store.models import PreparationRow, ReplicaRow
 
 
@@ -21,6 +21,7 @@ def _holder(row: ReplicaRow) -> ReplicaHolder:
     return ReplicaHolder(row.name, row.instance, row.host, row.pid, row.pid_started, row.started_at, row.heartbeat_at)
 
 
+@writes
 def claim_name(s: Session, me: ReplicaHolder, stale_before: float, alive: Callable[[ReplicaHolder], bool]) -> ReplicaHolder | None:
     """Take the replica name ``me.name``; return the live holder that keeps it instead, if any.
 
@@ -43,11 +44,13 @@ def claim_name(s: Session, me: ReplicaHolder, stale_before: float, alive: Callab
     return None
 
 
+@writes
 def beat_name(s: Session, name: str, instance: str) -> bool:
     """Refresh our hold on a replica name; False when another process has taken it."""
     return bool(ReplicaRow.update(heartbeat_at=time.time()).where(ReplicaRow.name == name, ReplicaRow.instance == instance).execute())
 
 
+@writes
 def release_name(s: Session, name: str, instance: str) -> None:
     ReplicaRow.delete().where(ReplicaRow.name == name, ReplicaRow.instance == instance).execute()
 
@@ -57,6 +60,7 @@ def owned(s: Session, owner: str, state: PrepState) -> list[str]:
     return [r.id for r in query.order_by(PreparationRow.created_at)]
 
 
+@writes
 def claim(s: Session, prep_id: str, owner: str, stale_before: float) -> bool:
     """Take a PENDING preparation that is unowned, ours, or whose owner went silent."""
     return bool(
@@ -70,6 +74,7 @@ def claim(s: Session, prep_id: str, owner: str, stale_before: float) -> bool:
     )
 
 
+@writes
 def heartbeat(s: Session, owner: str) -> list[str]:
     """Refresh our active preparations; return those whose cancellation another replica asked for."""
     mine = (PreparationRow.owner == owner) & PreparationRow.state.in_(rows.ACTIVE_STATES)
@@ -87,6 +92,7 @@ def stale(s: Session, stale_before: float, exclude_owner: str) -> list[tuple[str
     return [(r.id, PrepState(r.state)) for r in query]
 
 
+@writes
 def take_over_running(s: Session, prep_id: str, owner: str, expected_owner: str) -> bool:
     """Become the owner of a RUNNING preparation (to record its end), if nobody else did."""
     return bool(

@@ -9,10 +9,11 @@ import peewee
 from serverprep.service.domain import Secrets, Server, ServerChange, ServerSpec
 from serverprep.service.errors import PreparationActive, ServerExists, ServerNotFound
 from serverprep.service.store import rows
-from serverprep.service.store.database import Session
+from serverprep.service.store.database import Session, writes
 from serverprep.service.store.models import LogRow, PreparationRow, ServerRow, StepRow
 
 
+@writes
 def create(s: Session, spec: ServerSpec) -> Server:
     try:
         with s.database.atomic():
@@ -54,6 +55,7 @@ def active_preparation_id(server_id: int) -> str | None:
     return row.id if row else None
 
 
+@writes
 def delete(s: Session, name: str) -> None:
     with s.database.atomic():
         server = get(s, name)
@@ -68,6 +70,7 @@ def delete(s: Session, name: str) -> None:
         ServerRow.delete().where(ServerRow.id == server.id).execute()
 
 
+@writes
 def update(s: Session, name: str, change: ServerChange) -> Server:
     """Apply a change (credentials sealed here). Refused while the server is being prepared."""
     values: dict[peewee.Field, object] = {}
@@ -91,5 +94,6 @@ def update(s: Session, name: str, change: ServerChange) -> Server:
     return get(s, name)
 
 
+@writes
 def pin_host_key(s: Session, server_id: int, host_key: str) -> None:
     ServerRow.update(host_key=host_key).where(ServerRow.id == server_id).execute()
