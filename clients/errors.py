@@ -1,5 +1,6 @@
 """Every error a client call can raise: one class per serverprep reason, under ServerprepClientError.
 
+Long because it is the documented error tree of the public API: one small class per reason.
 The service sends a ``google.rpc.Status`` in the ``grpc-status-details-bin`` trailer, with an
 ``ErrorInfo`` (the reason, in domain ``serverprep.dev``) and, for invalid input, ``BadRequest``
 field violations. :func:`error_from_rpc` turns it into the class registered for the reason::

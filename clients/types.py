@@ -13,7 +13,7 @@ prints, and the ``.pyi`` stubs type every message field with them::
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any
 
 from serverprep.v1.preparations_pb2 import (
     DOCKER_SOURCE_DISTRO,
@@ -67,20 +67,16 @@ _PREFIXES = {
 }
 
 
-class _EnumType(Protocol):
-    DESCRIPTOR: object
+def short_name(enum: Any, value: int) -> str:
+    """The name of ``value`` in a generated enum, without its prefix: ``short_name(StepState, 3) == "SUCCEEDED"``.
 
-    def Name(self, number: int) -> str: ...  # noqa: N802 (protobuf's spelling)
-
-
-def short_name(enum: _EnumType, value: int) -> str:
-    """``short_name(StepState, 3) == "SUCCEEDED"``; an unknown value (a newer service) reads ``"UNKNOWN_7"``."""
-    full_name: str = getattr(enum.DESCRIPTOR, "name", "")
+    A value this client does not know (from a newer service) reads ``"UNKNOWN_7"``.
+    """
     try:
-        name = enum.Name(value)
+        name: str = enum.Name(value)
     except ValueError:
         return f"UNKNOWN_{int(value)}"
-    return name.removeprefix(_PREFIXES.get(full_name, ""))
+    return name.removeprefix(_PREFIXES.get(enum.DESCRIPTOR.name, ""))
 
 
 __all__ = [
