@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,6 +40,19 @@ def add_commands(sub: Any, client_options: argparse.ArgumentParser) -> None:
 
     drivers = sub.add_parser("drivers", help="list installed OS drivers and the fact probes plugins declare")
     drivers.set_defaults(run=run_drivers)
+
+    prune = sub.add_parser(
+        "prune", help="remove old preparations by the retention policy (or show what it would remove)",
+        description="Apply the retention policy to the database now: the service does it on its own every "
+                    "--prune-interval; this shows first what would go (--dry-run). The latest and active "
+                    "preparation of every server always stay.",
+        epilog="examples:\n  serverprep prune --dry-run\n  serverprep prune --retain-last 10 --retain-days 30",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    Settings.add_arguments(prune, only=("database_url", "data_dir", "retain_last", "retain_days"))
+    prune.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    prune.add_argument("--json", action="store_true", help="the list (or what was removed) as JSON")
+    prune.set_defaults(run=run_prune)
 
 
 def main_serve(argv: list[str]) -> int:
@@ -104,4 +118,52 @@ def run_drivers(args: argparse.Namespace, out: TextIO) -> int:
             print(f"  {distro}", file=out)
     for probe in registry.probes:
         print(f"probe {probe.name}: {probe.description or probe.command.display()}", file=out)
+    return EXIT_OK
+
+
+def run_prune(args: argparse.Namespace, out: TextIO) -> int:
+    from serverprep.service.retention import BATCH, policy, prune
+    from serverprep.service.secretbox import SecretBox
+    from serverprep.service.store import Store
+
+    try:
+        settings = Settings.from_args(args)
+    except InvalidSetting as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    rule = policy(settings)
+    if not rule.active:
+        raise CliError("the policy keeps everything: give --retain-last or --retain-days (or their environment variables)", EXIT_USAGE)
+
+    async def go() -> dict[str, Any]:
+        store = Store(settings.url, SecretBox.load(settings.data_dir))
+        try:
+            await store.migrate()
+            before = await store.size()
+            if args.dry_run:
+                listed = await store.removable(rule, 1_000_000)
+                return {"dry_run": True, "size_bytes": before, "preparations": [r.__dict__ for r in listed]}
+            removed, lines = await prune(store, rule)
+            return {"dry_run": False, "removed": removed, "log_lines": lines, "size_before": before, "size_after": await store.size()}
+        finally:
+            store.close()
+
+    try:
+        result = asyncio.run(go())
+    except ServerprepError as e:
+        raise CliError(f"{e.reason}: {e.message}") from None
+    keep = f"the last {rule.keep_last} per server" if rule.keep_last else "any number"
+    age = f", none older than {rule.keep_days:g} days" if rule.keep_days else ""
+    if args.json:
+        print(json.dumps(result, indent=2), file=out)
+    elif args.dry_run:
+        listed = result["preparations"]
+        print(f"policy: keep {keep}{age}; the latest and active preparation of each server stay", file=out)
+        for r in listed:
+            created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"]))
+            print(f"  would remove {r['id']}  {r['server']:<24} {r['state']:<10} {created}  {r['log_lines']} log lines", file=out)
+        print(f"{len(listed)} preparations would be removed (in batches of {BATCH}); the database is {result['size_bytes']:,} bytes",
+              file=out)
+    else:
+        print(f"removed {result['removed']} preparations ({result['log_lines']} log lines); database "
+              f"{result['size_before']:,} -> {result['size_after']:,} bytes", file=out)
     return EXIT_OK

@@ -21,6 +21,7 @@ from serverprep.service.plugins import DriverRegistry
 from serverprep.service.preparations import Preparations
 from serverprep.service.reflection import enable_reflection
 from serverprep.service.replicas import Replicas
+from serverprep.service.retention import Pruner
 from serverprep.service.runner import PreparationRunner
 from serverprep.service.scheduler import Scheduler
 from serverprep.service.secretbox import SecretBox
@@ -83,6 +84,8 @@ class Service:
             metrics.serve_metrics(s.metrics_listen)
             log.info("metrics on http://%s/metrics", s.metrics_listen)
         await self.replicas.start()
+        self.pruner = Pruner(self.store, s)
+        self.pruner.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         self.replicas.on_storage = self._storage_health
 
@@ -100,6 +103,7 @@ class Service:
         grace = self.settings.shutdown_grace if grace is None else grace
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.scheduler.shutdown(grace)
+        await self.pruner.stop()
         await self.replicas.stop()
         self.bus.shutdown()
         await self.server.stop(min(grace, 5.0))

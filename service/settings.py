@@ -100,6 +100,12 @@ class Settings:
                                          help="seconds after which an API connection is asked to close (streams get 5 more minutes, then resume)")
     max_streams_per_connection: int = _setting(100, env="SERVERPREP_MAX_STREAMS_PER_CONNECTION",
                                                help="calls at once on one API connection")
+    retain_last: int = _setting(50, env="SERVERPREP_RETAIN_LAST",
+                                help="preparations kept per server (0: no count limit); the latest and active ones always stay")
+    retain_days: float = _setting(0.0, env="SERVERPREP_RETAIN_DAYS",
+                                  help="days a preparation is kept (0: no age limit); the latest and active ones always stay")
+    prune_interval: float = _setting(600.0, env="SERVERPREP_PRUNE_INTERVAL",
+                                     help="seconds between applications of the retention policy")
     connect_timeout: float = _setting(15.0, env="SERVERPREP_CONNECT_TIMEOUT", help="seconds to open an SSH connection and log in")
     keepalive_interval: float = _setting(10.0, env="SERVERPREP_KEEPALIVE_INTERVAL",
                                          help="seconds between SSH keepalives to a server")
@@ -140,10 +146,13 @@ class Settings:
         return cls(**values).checked()
 
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """One flag per setting; each flag's help names its environment variable and default."""
+    def add_arguments(cls, parser: argparse.ArgumentParser, only: tuple[str, ...] = ()) -> None:
+        """One flag per setting (or per setting named in ``only``); each flag's help names its
+        environment variable and default."""
         defaults = cls()
         for f in dataclasses.fields(cls):
+            if only and f.name not in only:
+                continue
             flag = f.metadata["flag"]
             if flag == "":
                 continue
@@ -182,9 +191,11 @@ class Settings:
         if not 64 * 1024 <= self.stream_message_bytes <= 3 * 1024 * 1024:
             problems.append("--stream-message-bytes must be between 65536 and 3145728 (clients accept 4 MiB)")
         for name in ("stale_after", "connect_timeout", "keepalive_interval", "kill_grace", "facts_timeout",
-                     "handshake_timeout", "connection_idle_timeout", "connection_max_age"):
+                     "handshake_timeout", "connection_idle_timeout", "connection_max_age", "prune_interval"):
             if getattr(self, name) <= 0:
                 problems.append(f"--{name.replace('_', '-')} must be more than 0")
+        if self.retain_last < 0 or self.retain_days < 0:
+            problems.append("--retain-last and --retain-days must not be negative (0: no limit)")
         if self.max_connections < 0:
             problems.append("--max-connections must not be negative (0: automatic)")
         if self.shutdown_grace < 0 or self.keepalive_count_max < 1:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import peewee
+
 from serverprep.service.secretbox import SecretBox
-from serverprep.service.store import logs, preparations, replicas, servers
+from serverprep.service.store import logs, preparations, replicas, retention, servers
 from serverprep.service.store.database import Session, Worker, default_url, open_database, writes
 from serverprep.service.store.migrations import migrate
 
@@ -28,7 +30,11 @@ def _offload(fn: Callable[Concatenate[Session, P], T]) -> Callable[Concatenate[S
 
 @writes
 def _migrate(s: Session) -> list[int]:
-    return migrate(s.database)
+    applied = migrate(s.database)
+    if isinstance(s.database, peewee.SqliteDatabase) and s.database.execute_sql("PRAGMA auto_vacuum").fetchone()[0] != 2:
+        # A file made before incremental auto-vacuum (serverprep 0.1): rewrite it once so that it can shrink.
+        s.database.execute_sql("VACUUM")
+    return applied
 
 
 class Store:
@@ -76,6 +82,12 @@ class Store:
     read_logs = _offload(logs.read)
     max_seq = _offload(logs.max_seq)
     output_totals = _offload(logs.output_totals)
+
+    # retention
+    removable = _offload(retention.candidates)
+    remove_preparations = _offload(retention.remove)
+    reclaim_space = _offload(retention.reclaim)
+    size = _offload(retention.size)
 
     # replicas
     claim_name = _offload(replicas.claim_name)
