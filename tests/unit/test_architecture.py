@@ -15,7 +15,7 @@ def modules() -> dict[str, Path]:
     found = {}
     for folder, package in PACKAGES.items():
         for path in (ROOT / folder).rglob("*.py"):
-            if "node_modules" in path.parts:
+            if {"node_modules", "build", "__pycache__"} & set(path.parts) or path.name.endswith(("_pb2.py", "_pb2_grpc.py")):
                 continue
             parts = path.relative_to(ROOT / folder).with_suffix("").parts
             name = ".".join((package, *parts))
