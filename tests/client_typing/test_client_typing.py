@@ -23,8 +23,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             pytest.fail("mypy is not installed: it is in the dev extras")
         pytest.skip("mypy is not installed")
     work = tmp_path_factory.mktemp("client-typing")
+    # Built from a copy: a build leaves build/ and *.egg-info behind, which must not land in the working tree.
+    junk = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "node_modules")
+    for tree in ("clients", "proto"):
+        shutil.copytree(ROOT / tree, work / "src" / tree, ignore=junk)
     pip = [sys.executable, "-m", "pip", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(ROOT / "clients"), "-w", str(work / "wheel")],
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(work / "src" / "clients"), "-w", str(work / "wheel")],
                    check=True, timeout=300)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(work / "venv")], check=True, timeout=120)
     wheel = next((work / "wheel").glob("serverprep_client-*.whl"))
