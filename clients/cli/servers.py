@@ -96,7 +96,7 @@ def _show(server: Any, args: argparse.Namespace, out: TextIO, verb: str) -> int:
     if wants_json(args):
         print_json(render.server_json(server), out)
     else:
-        print(f"{verb} {render.server_line(server)}".rstrip(), file=out)
+        print((f"{verb} " if verb else "") + render.server_line(server).rstrip(), file=out)
     return EXIT_OK
 
 
