@@ -12,13 +12,8 @@ from harness.targets import behave
 from serverprep.clients import AsyncClient
 
 
-def as_debian(target) -> None:  # type: ignore[no-untyped-def]
-    behave(target, "dpkg", 'case "$1" in --print-architecture) echo amd64;; esac')
-
-
 @pytest.mark.sshd
 def test_full_flow_under_asyncio(service, sim):
-    as_debian(sim)
 
     async def main() -> tuple[list[sp.LogEntry], sp.Preparation, sp.Preparation]:
         async with AsyncClient(service.address) as c:

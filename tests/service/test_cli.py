@@ -33,10 +33,6 @@ def cli(address: str, *args: str, stdin: str | None = None, env: dict[str, str] 
     return subprocess.run([*CLI, *args], capture_output=True, text=True, input=stdin, env=env, timeout=120)
 
 
-def as_debian(target) -> None:  # type: ignore[no-untyped-def]
-    """The stand-in dpkg answers --print-architecture as Debian's does (the facts check wants a plausible answer)."""
-    behave(target, "dpkg", 'case "$1" in --print-architecture) echo amd64;; esac')
-
 
 def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
@@ -45,7 +41,6 @@ def json_lines(text: str) -> list[dict]:
 @pytest.mark.sshd
 def test_serve_add_prepare_follow_status_logs(tmp_path):
     with service_process(tmp_path) as (_, address), simulated_host("sp-sim", DEBIAN_12) as target:
-        as_debian(target)
         key = tmp_path / "id"
         key.write_text(target.key.private)
         added = cli(address, "servers", "add", "sim", "--host", target.host, "--port", str(target.port),
@@ -82,7 +77,6 @@ def test_serve_add_prepare_follow_status_logs(tmp_path):
 
 @pytest.mark.sshd
 def test_follow_view_counts_steps_folds_facts_and_explains_a_failure(service, client, sim):
-    as_debian(sim)
     register(client, sim)
     ok = cli(service.address, "prepare", "sim", "--docker-source", "distro", "--follow")
     print(f"\n$ serverprep prepare sim --docker-source distro --follow   # exit {ok.returncode}\n{ok.stdout}{ok.stderr}")
@@ -115,7 +109,6 @@ def test_follow_view_counts_steps_folds_facts_and_explains_a_failure(service, cl
 @pytest.mark.sshd
 def test_escape_sequences_from_the_server_are_shown_not_obeyed(service, client, sim, tmp_path):
     """Issue 8, item 8: a server cannot retitle, clear or set the clipboard of the operator's terminal."""
-    as_debian(sim)
     register(client, sim)
     hostile = f"printf '%s\\n' 'title {OSC_TITLE}' 'clear {CLEAR}'; printf '%s\\n' 'clip {OSC_CLIPBOARD}' >&2"
     behave(sim, "apt-get", hostile)
@@ -136,7 +129,6 @@ def test_escape_sequences_from_the_server_are_shown_not_obeyed(service, client, 
 
     # What the server says about itself (os-release) reaches status and the summary line: shown, not obeyed.
     with simulated_host("sp-sim", DEBIAN_12.replace("Debian GNU/Linux 12", f"Debian{OSC_TITLE}12")) as other:
-        as_debian(other)
         register(client, other, "other")
         wait_done(client, "other", client.prepare("other", docker_source="distro").id)
         status = cli(service.address, "status", "other")
@@ -145,7 +137,6 @@ def test_escape_sequences_from_the_server_are_shown_not_obeyed(service, client, 
 
 @pytest.mark.sshd
 def test_status_exit_codes_and_cancelled_steps(service, client, sim):
-    as_debian(sim)
     register(client, sim)
     assert cli(service.address, "status", "sim").returncode == 1  # nothing prepared yet: PREPARATION_NOT_FOUND
     wait_done(client, "sim", client.prepare("sim", docker_source="distro").id)
@@ -171,7 +162,6 @@ def test_status_exit_codes_and_cancelled_steps(service, client, sim):
 
 @pytest.mark.sshd
 def test_json_output_on_every_command(service, client, sim, tmp_path):
-    as_debian(sim)
     key = tmp_path / "id"
     key.write_text(sim.key.private)
     a = service.address
@@ -279,7 +269,6 @@ def test_empty_address_in_the_environment_counts_as_unset(service):
 
 @pytest.mark.sshd
 def test_closed_pipe_ends_quietly(service, client, sim):
-    as_debian(sim)
     register(client, sim)
     behave(sim, "apt-get", 'i=0; while [ $i -lt 3000 ]; do echo "line $i of a long apt output, long enough to fill a pipe"; '
                            'i=$((i+1)); done')
@@ -297,7 +286,6 @@ def test_closed_pipe_ends_quietly(service, client, sim):
 
 @pytest.mark.sshd
 def test_ssh_keyscan_lines_are_accepted_as_they_are(service, client, sim, tmp_path):
-    as_debian(sim)
     key = tmp_path / "id"
     key.write_text(sim.key.private)
     scan = subprocess.run(["ssh-keyscan", "-t", "ed25519", "-p", str(sim.port), sim.host], capture_output=True, text=True,
@@ -322,7 +310,6 @@ def test_ssh_keyscan_lines_are_accepted_as_they_are(service, client, sim, tmp_pa
 
 @pytest.mark.sshd
 def test_ctrl_c_leaves_the_preparation_running_and_says_how_to_follow_it_again(service, client, sim):
-    as_debian(sim)
     register(client, sim)
     release = sim.extra["sim"] / "release"
     behave(sim, "apt-get", f'case "$*" in *update*) echo waiting; while [ ! -e {release} ]; do sleep 0.1; done; echo released;; esac')

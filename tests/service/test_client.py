@@ -23,10 +23,6 @@ from serverprep.clients.types import TERMINAL
 from serverprep.v1 import preparations_pb2 as pb
 
 
-def as_debian(target) -> None:  # type: ignore[no-untyped-def]
-    behave(target, "dpkg", 'case "$1" in --print-architecture) echo amd64;; esac')
-
-
 def test_request_errors_have_their_own_classes(client):
     with pytest.raises(sp.ServerNotFound) as e:
         client.get_server("nope")
@@ -53,7 +49,6 @@ def test_request_errors_have_their_own_classes(client):
 
 @pytest.mark.sshd
 def test_preparation_and_remote_errors_have_their_own_classes(client, sim, tmp_path):
-    as_debian(sim)
     register(client, sim)
     behave(sim, "apt-get", "sleep 60")
     running = client.prepare("sim", docker_source="distro")
@@ -280,7 +275,6 @@ def test_errors_survive_pickling_and_read_well():
 
 @pytest.mark.sshd
 def test_stream_logs_resumes_after_the_last_entry_seen(client, sim):
-    as_debian(sim)
     register(client, sim)
     prep = client.prepare("sim", docker_source="distro")
     head = []
