@@ -75,10 +75,22 @@ INSTALL_VERSION = (
     'want="$1"; repo="$2"; shift 2; '
     "v=$(apt-cache madison docker-ce | awk -v w=\"$want\" '{ u=$3; sub(/^[0-9]+:/, \"\", u); "
     'if (index(u, w) == 1) { r = substr(u, length(w) + 1, 1); if (r == "" || r == "." || r == "-" || r == "~") { print $3; exit } } }\'); '
-    '[ -n "$v" ] || { have=$(apt-cache madison docker-ce | awk \'{ u=$3; sub(/^[0-9]+:/, "", u); sub(/-[^-]*$/, "", u); if (!seen[u]++) print u }\' | head -n 30 | paste -sd " " -); '
+    '[ -n "$v" ] || { have=$(apt-cache madison docker-ce | awk \'{ u=$3; sub(/^[0-9]+:/, "", u); sub(/-[^-]*$/, "", u); if (!seen[u]++) print u }\' | head -n 30 | paste -sd , - | sed "s/,/, /g"); '
     'echo "docker-ce $want is not in $repo; versions it has: ${have:-none (is the suite or channel right?)}" >&2; exit 100; }; '
     'echo "docker-ce $want resolves to $v"; '
     'apt-get -o DPkg::Lock::Timeout=%d -q install -y --allow-downgrades "docker-ce=$v" "docker-ce-cli=$v" "$@"' % LOCK_TIMEOUT
+)
+
+
+# apt-get update exits 0 when a repository fails (connection refused, 503, a signature it cannot
+# check): it warns and keeps the old index, and the install then uses a stale index or fails with
+# "Unable to locate package". For Docker's repository fail here, with apt's lines about it on stderr
+# (matched by their W:/E: prefix and the repository URL, which apt does not translate).
+UPDATE_OR_FAIL_ON = (
+    'url="$1"; shift; tmp=$(mktemp) || exit 1; trap \'rm -f "$tmp" "$tmp.rc"\' EXIT; '
+    '{ "$@" 2>&1; echo "$?" > "$tmp.rc"; } | tee "$tmp"; rc=$(cat "$tmp.rc"); '
+    'if grep -F -- "$url" "$tmp" | grep -E "^(W|E): " >&2; then '
+    'echo "apt-get update could not use $url (see above)" >&2; [ "$rc" != 0 ] || rc=100; fi; exit "$rc"'
 )
 
 
@@ -209,7 +221,8 @@ class AptDriver:
                     Command(("curl", "-fsSL", "--retry", "3", "-o", KEYRING, repository.key_url), env=options.proxy_env),
                     Command(("chmod", "a+r", KEYRING)),
                     WriteFile(SOURCES, sources),
-                    apt_get("update"),
+                    Shell(UPDATE_OR_FAIL_ON, (url, *apt_get("update").argv), env=env,
+                          description=f"apt-get update (fails if {url} does)"),
                     install_cmd,
                 ],
             )

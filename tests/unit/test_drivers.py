@@ -3,7 +3,7 @@
 import pytest
 
 from harness.osreleases import OS_RELEASES
-from serverprep.drivers import Command, DockerSource, Facts, OsRelease, PlanOptions, PLANNED_STEPS, WriteFile
+from serverprep.drivers import PLANNED_STEPS, Command, DockerSource, Facts, OsRelease, PlanOptions, WriteFile
 from serverprep.service.errors import DriverConflict, UnsupportedOS
 from serverprep.service.plugins import DriverRegistry, make_plugin_manager
 
@@ -27,7 +27,7 @@ def apt_official(url, suite, arch):
         "chmod a+r /etc/apt/keyrings/docker.asc",
         ("/etc/apt/sources.list.d/docker.sources",
          f"Types: deb\nURIs: {url}\nSuites: {suite}\nComponents: stable\nArchitectures: {arch}\nSigned-By: /etc/apt/keyrings/docker.asc\n"),
-        f"{APT_GET} update",
+        f"apt-get update (fails if {url} does)",
         f"{APT_GET} install -y {DOCKER_CE}",
     ]
 
