@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from serverprep.clients.cli import commands as client_commands
-from serverprep.clients.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from serverprep.clients.cli.common import EXIT_OK, EXIT_USAGE, CliError
 from serverprep.clients.cli.render import print_plan
 from serverprep.drivers import DEFAULT_REPOSITORY, DockerSource, PlanOptions
 from serverprep.drivers.offline import skeleton_facts
@@ -23,12 +23,24 @@ from serverprep.service.settings import Settings
 
 def add_commands(sub: Any, client_options: argparse.ArgumentParser) -> None:
     """Entry point of the ``serverprep.cli`` group: serve, plan, drivers."""
-    serve = sub.add_parser("serve", help="run the gRPC service",
-                           description="Run the serverprep service. Every flag can also be set by its environment variable.")
+    serve = sub.add_parser(
+        "serve", help="run the gRPC service",
+        description="Run the serverprep service. Every flag can also be set by its environment variable.",
+        epilog="examples:\n  serverprep serve                                   # 127.0.0.1:50051, SQLite in ~/.local/share/serverprep\n"
+               "  SERVERPREP_TOKEN=... serverprep serve --listen 0.0.0.0:50051 --metrics-listen 127.0.0.1:9464\n"
+               "  serverprep serve --database postgresql://sp:pw@db/serverprep --replica $(hostname)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     Settings.add_arguments(serve)
     serve.set_defaults(run=run_serve)
 
-    plan = sub.add_parser("plan", help="show what would run on an OS, offline (no service, no SSH)")
+    plan = sub.add_parser(
+        "plan", help="show what would run on an OS, offline (no service, no SSH)",
+        description="The plan the installed drivers make for a typical install of an OS, from its os-release file.",
+        epilog="examples:\n  serverprep plan --os-release /etc/os-release\n"
+               "  serverprep plan --os-release ./rocky9-os-release --arch aarch64 --docker-source official -o json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     plan.add_argument("--os-release", required=True, metavar="FILE", help="an /etc/os-release file")
     plan.add_argument("--arch", default="amd64",
                       help="the server's architecture, as uname -m (x86_64, aarch64) or dpkg/rpm name it (default %(default)s)")
@@ -38,7 +50,12 @@ def add_commands(sub: Any, client_options: argparse.ArgumentParser) -> None:
     client_commands.add_plan_options(plan)
     plan.set_defaults(run=run_plan)
 
-    drivers = sub.add_parser("drivers", help="list installed OS drivers and the fact probes plugins declare")
+    drivers = sub.add_parser(
+        "drivers", help="list installed OS drivers and the fact probes plugins declare",
+        epilog="examples:\n  serverprep drivers\n  SERVERPREP_DISABLE_PLUGINS=zypper serverprep drivers -o json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    drivers.add_argument("--json", action="store_true", help="the drivers and probes as JSON")
     drivers.set_defaults(run=run_drivers)
 
     prune = sub.add_parser(
@@ -99,10 +116,7 @@ def run_plan(args: argparse.Namespace, out: TextIO) -> int:
         facts = registry.typical_facts(skeleton_facts(text, args.arch, args.user, args.has))
         plan = registry.plan(facts, options)
     except ServerprepError as e:
-        if args.json:
-            print(json.dumps({"error": {"reason": e.reason, "message": e.message}}, indent=2), file=out)
-            return EXIT_FAILED
-        raise CliError(f"{e.reason}: {e.message}") from None
+        raise CliError(f"{e.reason}: {e.message}", reason=e.reason, metadata=e.metadata) from None
     print_plan(plan.to_dict(), out, as_json=args.json)
     return EXIT_OK
 
@@ -111,7 +125,13 @@ def run_drivers(args: argparse.Namespace, out: TextIO) -> int:
     try:
         registry = DriverRegistry.default()
     except ServerprepError as e:
-        raise CliError(f"{e.reason}: {e.message}") from None
+        raise CliError(f"{e.reason}: {e.message}", reason=e.reason) from None
+    if args.json:
+        print(json.dumps({
+            "drivers": [{"name": name, "plugin": plugin, "distros": list(distros)} for name, plugin, distros in registry.describe()],
+            "probes": [{"name": p.name, "description": p.description, "command": p.command.display()} for p in registry.probes],
+        }, indent=2), file=out)
+        return EXIT_OK
     for name, plugin, distros in registry.describe():
         print(f"{name} (plugin {plugin})", file=out)
         for distro in distros:
@@ -150,7 +170,7 @@ def run_prune(args: argparse.Namespace, out: TextIO) -> int:
     try:
         result = asyncio.run(go())
     except ServerprepError as e:
-        raise CliError(f"{e.reason}: {e.message}") from None
+        raise CliError(f"{e.reason}: {e.message}", reason=e.reason) from None
     keep = f"the last {rule.keep_last} per server" if rule.keep_last else "any number"
     age = f", none older than {rule.keep_days:g} days" if rule.keep_days else ""
     if args.json:

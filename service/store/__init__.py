@@ -30,9 +30,14 @@ def _offload(fn: Callable[Concatenate[Session, P], T]) -> Callable[Concatenate[S
 
 @writes
 def _migrate(s: Session) -> list[int]:
+    sqlite = isinstance(s.database, peewee.SqliteDatabase)
+    if sqlite:
+        # Incremental auto-vacuum lets the file give back what the retention policy frees. It is set
+        # before the first table exists (not at every connect: on a full disk that pragma fails reads).
+        s.database.execute_sql("PRAGMA auto_vacuum = INCREMENTAL")
     applied = migrate(s.database)
-    if isinstance(s.database, peewee.SqliteDatabase) and s.database.execute_sql("PRAGMA auto_vacuum").fetchone()[0] != 2:
-        # A file made before incremental auto-vacuum (serverprep 0.1): rewrite it once so that it can shrink.
+    if sqlite and s.database.execute_sql("PRAGMA auto_vacuum").fetchone()[0] != 2:
+        # A file made before (serverprep 0.1): rewrite it once so that the mode takes effect.
         s.database.execute_sql("VACUUM")
     return applied
 

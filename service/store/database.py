@@ -26,8 +26,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 SQLITE_PRAGMAS = {
-    # Before the first table exists this makes the file give back pages freed by the retention policy.
-    "auto_vacuum": "incremental",
     "journal_mode": "wal",
     "synchronous": "normal",
     "foreign_keys": 1,

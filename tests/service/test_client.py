@@ -7,6 +7,7 @@ import inspect
 import pickle
 import subprocess
 import sys
+import time
 from concurrent import futures
 
 import grpc
@@ -91,7 +92,8 @@ def test_service_and_transport_failures(tmp_path):
     try:
         with Client(svc.address, token="wrong") as wrong, pytest.raises(sp.Unauthenticated):
             list(wrong.list_servers())
-        with Client(svc.address, token="s3cret", timeout=0.000_001) as hurried, pytest.raises(sp.CallTimeout) as late:
+        with Client(svc.address, token="s3cret", timeout=0.2) as hurried, pytest.raises(sp.CallTimeout) as late:
+            svc.loop.call_soon_threadsafe(time.sleep, 1.0)  # the service cannot answer for a second
             list(hurried.list_servers())
         assert isinstance(late.value, TimeoutError)
     finally:

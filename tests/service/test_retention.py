@@ -9,8 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from conftest import register, wait_done
 from harness.service import ServiceThread
 from serverprep.drivers import STEP_NAMES

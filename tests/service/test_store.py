@@ -154,7 +154,7 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path):
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
     db.execute_sql("DELETE FROM schema_version WHERE version > 1")
     assert current_version(db) == 1
-    assert store.migrate() == [2]
+    assert store.migrate() == [2, 3]
     assert {c.name for c in db.get_columns("step")} >= {"remote_pid", "remote_marker"}
     assert store.get_server("web1").name == "web1"
     prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES, "r1")

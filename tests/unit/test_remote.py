@@ -105,8 +105,8 @@ def test_parse_facts_ignores_forged_lines_without_the_marker():
 
 
 def test_lock_report_names_the_process_holding_the_lock(tmp_path):
-    from serverprep.drivers.apt import LOCK_HOLDERS
     from serverprep.drivers import Shell
+    from serverprep.drivers.apt import LOCK_HOLDERS
 
     lock = tmp_path / "lock-frontend"
     lock.touch()

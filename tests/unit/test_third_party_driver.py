@@ -63,7 +63,7 @@ def test_without_the_plugin_opensuse_is_unsupported(tmp_path):
     out = subprocess.run([sys.executable, "-m", "serverprep.clients.cli", "plan", "--os-release", str(osr), "--json"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
-    error = json.loads(out.stdout)["error"]
+    error = json.loads(out.stderr)["error"]  # -o json (--json): errors as JSON on standard error
     assert error["reason"] == "UNSUPPORTED_OS" and "openSUSE Leap 15.6" in error["message"] and "apt, dnf" in error["message"]
 
 
