@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
+import resource
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -133,11 +137,15 @@ class Phase:
     cut_off: str = ""
     #: Times live readers were cut off for falling behind and resumed.
     resumed: int = 0
+    #: CPU seconds the bench process (all its readers) used, and the phase's wall seconds.
+    bench_cpu: float = 0.0
+    seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
 
 def run_phase(svc: sprun.Service, host: FleetHost, name: str, lines: int, rate: float, readers: int, stall: bool, timeout: float) -> Phase:
     phase = Phase(name, lines)
+    cpu_before, wall_before = _cpu(), time.monotonic()
     producer = host.work / "producer.py"
     host.behave("docker", f'if [ "$1" = info ]; then exec /usr/bin/python3 {producer} {lines} {rate}; fi')
     with grpc.insecure_channel(svc.address) as channel:
@@ -169,6 +177,7 @@ def run_phase(svc: sprun.Service, host: FleetHost, name: str, lines: int, rate: 
             release.set()
         for t in threads:
             t.join(max(1.0, deadline - time.monotonic()))
+        phase.bench_cpu, phase.seconds = _cpu() - cpu_before, time.monotonic() - wall_before
         if polls and polls[-1][2] != pb.PREPARATION_STATE_SUCCEEDED:
             phase.problems.append(f"the preparation ended {pb.PreparationState.Name(polls[-1][2])}")
         first_at, last_seq = _stored_span(stub, prep.id, lines)
@@ -191,6 +200,11 @@ def run_phase(svc: sprun.Service, host: FleetHost, name: str, lines: int, rate: 
             phase.latency_p50_ms = weighted_percentile(pairs, 50) * 1000
             phase.latency_p99_ms = weighted_percentile(pairs, 99) * 1000
     return phase
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _stored_span(stub: pb_grpc.PreparationServiceStub, prep_id: str, lines: int) -> tuple[float, int | None]:
@@ -216,6 +230,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--rounds", type=int, default=3, help="rounds, medians reported (1..10)")
     p.add_argument("--phase-timeout", type=float, default=300, help="seconds one phase may take (default 300)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds the whole benchmark may take (default 1800)")
+    p.add_argument("--profile", type=Path, help="run py-spy on `serverprep serve` during the first burst phase; output here")
     args = p.parse_args(argv)
     if not 1 <= args.lines <= MAX_LINES or not 1 <= args.rounds <= 10 or not 0 <= args.readers <= 50 or args.rate <= 0:
         p.error(f"--lines 1..{MAX_LINES}, --rounds 1..10, --readers 0..50, --rate > 0")
@@ -233,16 +248,40 @@ def main(argv: list[str]) -> int:
                     ("paced", args.rate, args.readers, False),
                     ("stalled", 0.0, 1, True),
                 ):
-                    phase = run_phase(svc, host, name, args.lines, rate, readers, stall, args.phase_timeout)
+                    profiler = _profile(svc.pid, args.profile) if args.profile and rnd == 0 and name == "burst" else None
+                    try:
+                        phase = run_phase(svc, host, name, args.lines, rate, readers, stall, args.phase_timeout)
+                    finally:
+                        if profiler is not None:
+                            profiler.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
+                            with contextlib.suppress(subprocess.TimeoutExpired):
+                                profiler.wait(30)
+                            procs.stop(profiler)
                     phases.append(phase)
                     print(f"round {rnd + 1} {name}: {phase.to_db:,.0f} lines/s to the database, "
                           f"{phase.to_readers:,.0f} to readers, p99 {phase.latency_p99_ms:,.0f} ms, "
-                          f"{phase.resumed} reader cut-offs (resumed)"
+                          f"{phase.resumed} reader cut-offs (resumed), the bench used {phase.bench_cpu:.1f} s CPU in {phase.seconds:.1f} s"
                           + (f"; stalled reader: {phase.cut_off}" if stall else "")
                           + (f"; {'; '.join(phase.problems)}" if phase.problems else ""), flush=True)
             peak = vm_field(svc.pid, "VmHWM")
     print(report(phases, args, baseline, peak, (load_before, loadavg())))
+    if args.profile:
+        from profile_summary import summarize
+
+        print(f"\n### py-spy profile of `serverprep serve` during a burst phase\n\n{summarize(args.profile / 'serverprep-logs.txt')}")
     return 1 if any(p.problems for p in phases) else 0
+
+
+def _profile(pid: int, directory: Path) -> subprocess.Popen:
+    import peers
+
+    venv = peers.ensure_venv()
+    directory.mkdir(parents=True, exist_ok=True)
+    argv = [str(venv / "bin/py-spy"), "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--threads",
+            "--nonblocking", "--output", str(directory / "serverprep-logs.txt")]
+    proc = procs.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    return proc
 
 
 def report(phases: list[Phase], args: argparse.Namespace, baseline_kib: int, peak_kib: int, load: tuple[str, str]) -> str:
@@ -268,6 +307,9 @@ def report(phases: list[Phase], args: argparse.Namespace, baseline_kib: int, pea
         f"before the first phase, at most {rss_max / 1024:.0f} MiB during, {rss_end / 1024:.0f} MiB at the end (median); "
         f"peak of the whole run (VmHWM) {peak_kib / 1024:.0f} MiB. "
         f"The stalled reader, when it read again: {'; '.join(sorted({p.cut_off for p in stalled}))}.",
+        "",
+        f"The bench's readers used {median([p.bench_cpu / p.seconds * 100 for p in phases if p.name != 'stalled' and p.seconds]):.0f} % "
+        "of one core (median over phases), so they are not what limits the figures.",
     ])
 
 
