@@ -143,8 +143,12 @@ class Phase:
     problems: list[str] = field(default_factory=list)
 
 
-def run_phase(svc: sprun.Service, host: FleetHost, name: str, lines: int, rate: float, readers: int, stall: bool, timeout: float) -> Phase:
+def run_phase(
+    svc: sprun.Service, host: FleetHost, name: str, lines: int, rate: float, readers: int, stall: bool, timeout: float,
+    profile: Path | None = None,
+) -> Phase:
     phase = Phase(name, lines)
+    profiler = _profile(svc.pid, profile) if profile else None
     cpu_before, wall_before = _cpu(), time.monotonic()
     producer = host.work / "producer.py"
     host.behave("docker", f'if [ "$1" = info ]; then exec /usr/bin/python3 {producer} {lines} {rate}; fi')
@@ -178,6 +182,8 @@ def run_phase(svc: sprun.Service, host: FleetHost, name: str, lines: int, rate: 
         for t in threads:
             t.join(max(1.0, deadline - time.monotonic()))
         phase.bench_cpu, phase.seconds = _cpu() - cpu_before, time.monotonic() - wall_before
+        if profiler is not None:
+            _stop_profile(profiler)  # before the bench's own check below reads every stored line back
         if polls and polls[-1][2] != pb.PREPARATION_STATE_SUCCEEDED:
             phase.problems.append(f"the preparation ended {pb.PreparationState.Name(polls[-1][2])}")
         first_at, last_seq = _stored_span(stub, prep.id, lines)
@@ -248,15 +254,8 @@ def main(argv: list[str]) -> int:
                     ("paced", args.rate, args.readers, False),
                     ("stalled", 0.0, 1, True),
                 ):
-                    profiler = _profile(svc.pid, args.profile) if args.profile and rnd == 0 and name == "burst" else None
-                    try:
-                        phase = run_phase(svc, host, name, args.lines, rate, readers, stall, args.phase_timeout)
-                    finally:
-                        if profiler is not None:
-                            profiler.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
-                            with contextlib.suppress(subprocess.TimeoutExpired):
-                                profiler.wait(30)
-                            procs.stop(profiler)
+                    profile = args.profile if rnd == 0 and name == "burst" else None
+                    phase = run_phase(svc, host, name, args.lines, rate, readers, stall, args.phase_timeout, profile)
                     phases.append(phase)
                     print(f"round {rnd + 1} {name}: {phase.to_db:,.0f} lines/s to the database, "
                           f"{phase.to_readers:,.0f} to readers, p99 {phase.latency_p99_ms:,.0f} ms, "
@@ -282,6 +281,13 @@ def _profile(pid: int, directory: Path) -> subprocess.Popen:
     proc = procs.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     return proc
+
+
+def _stop_profile(profiler: subprocess.Popen) -> None:
+    profiler.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        profiler.wait(30)
+    procs.stop(profiler)
 
 
 def report(phases: list[Phase], args: argparse.Namespace, baseline_kib: int, peak_kib: int, load: tuple[str, str]) -> str:
