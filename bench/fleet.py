@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -34,7 +33,6 @@ TOOLS = ("serverprep", "floor", "pyinfra", "ansible", "serverprep-postgres")
 DEFAULT_TOOLS = TOOLS[:4]
 MAX_SERVERS = 2000
 MAX_ROUNDS = 10
-LOCK = Path("/run/serverprep-bench.lock")
 
 
 @dataclass
@@ -262,12 +260,7 @@ def main(argv: list[str]) -> int:
     opts = Options(args.readers, args.status_rate, args.prepare_window, args.run_timeout, args.profile, args.postgres)
     samples: list[Sample] = []
     reports: list[str] = []
-    with open(LOCK, "w") as lock, procs.guarded(args.timeout), tempfile.TemporaryDirectory(prefix="spb-run-") as tmp:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"bench: another benchmark holds {LOCK}; run one at a time", file=sys.stderr)
-            return 2
+    with procs.exclusive(), procs.guarded(args.timeout), tempfile.TemporaryDirectory(prefix="spb-run-") as tmp:
         if {"pyinfra", "ansible"} & set(args.tools) or args.profile:
             peers.ensure_venv()
         work = Path(tmp)

@@ -242,7 +242,7 @@ def main(argv: list[str]) -> int:
         p.error(f"--lines 1..{MAX_LINES}, --rounds 1..10, --readers 0..50, --rate > 0")
     phases: list[Phase] = []
     load_before = loadavg()
-    with procs.guarded(args.timeout), tempfile.TemporaryDirectory(prefix="spb-logs-") as tmp, fleet_host(1) as host:
+    with procs.exclusive(), procs.guarded(args.timeout), tempfile.TemporaryDirectory(prefix="spb-logs-") as tmp, fleet_host(1) as host:
         (host.work / "producer.py").write_text(PRODUCER)
         (host.work / "producer.py").chmod(0o644)
         with sprun.service(Path(tmp) / "data", 1) as svc:
@@ -283,6 +283,12 @@ def _profile(pid: int, directory: Path) -> subprocess.Popen:
     return proc
 
 
+def _reader_cost(phases: list[Phase]) -> str:
+    share = median([p.bench_cpu / p.seconds * 100 for p in phases if p.name != "stalled" and p.seconds])
+    verdict = "so they are not what limits the figures" if share < 50 else "so they may be part of what limits the figures"
+    return f"The bench's readers used {share:.0f} % of one core (median over phases), {verdict}."
+
+
 def _stop_profile(profiler: subprocess.Popen) -> None:
     profiler.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -314,8 +320,7 @@ def report(phases: list[Phase], args: argparse.Namespace, baseline_kib: int, pea
         f"peak of the whole run (VmHWM) {peak_kib / 1024:.0f} MiB. "
         f"The stalled reader, when it read again: {'; '.join(sorted({p.cut_off for p in stalled}))}.",
         "",
-        f"The bench's readers used {median([p.bench_cpu / p.seconds * 100 for p in phases if p.name != 'stalled' and p.seconds]):.0f} % "
-        "of one core (median over phases), so they are not what limits the figures.",
+        _reader_cost(phases),
     ])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 _PR_SET_PDEATHSIG = 1
+LOCK = "/run/serverprep-bench.lock"
 _children: list[subprocess.Popen] = []
 _lock = threading.Lock()
 
@@ -88,6 +90,17 @@ def guarded(timeout: float) -> Iterator[None]:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def exclusive() -> Iterator[None]:
+    """One benchmark at a time on a machine: two would measure each other."""
+    with open(LOCK, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"bench: another benchmark holds {LOCK}; run one at a time") from None
+        yield
 
 
 def wait(proc: subprocess.Popen, timeout: float, what: str) -> int:
