@@ -14,6 +14,10 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 PATH = "/mcp"
+#: Bounds of the endpoint: the tools' arguments are a few short strings and numbers; a handful of agents use it at once.
+MAX_REQUEST_BYTES = 64 * 1024
+MAX_SESSIONS = 100
+SESSION_IDLE_SECONDS = 15 * 60
 
 
 class HttpRefused(ValueError):
@@ -81,7 +85,10 @@ def security(host: str, port: int) -> TransportSecuritySettings | None:
 
 
 def app(server: MCPServer[Any], host: str, port: int, token: str | None) -> ASGIApp:
-    starlette = server.streamable_http_app(streamable_http_path=PATH, transport_security=security(host, port), host=host)
+    starlette = server.streamable_http_app(
+        streamable_http_path=PATH, transport_security=security(host, port), host=host, max_request_body_size=MAX_REQUEST_BYTES,
+        max_sessions=MAX_SESSIONS, session_idle_timeout=SESSION_IDLE_SECONDS,
+    )
     return RequireBearer(starlette, token) if token else starlette
 
 

@@ -364,6 +364,9 @@ def test_streamable_http_with_its_own_token_and_host_checks(service, tmp_path):
             for bad in ({"Host": "evil.example:80"}, {"Origin": "http://evil.example"}):
                 rebound = http.post(url, json=initialize, headers={**accept, "Authorization": "Bearer mcp-s3cret", **bad})
                 assert rebound.status_code in (403, 421), rebound.text
+            # The tools take a few short arguments: a large body is refused before it is parsed.
+            big = {**initialize, "params": {**initialize["params"], "padding": "x" * 100_000}}
+            assert http.post(url, json=big, headers={**accept, "Authorization": "Bearer mcp-s3cret"}).status_code == 413
 
 
 def test_http_beyond_loopback_needs_a_token_of_its_own(service, tmp_path):
@@ -376,3 +379,14 @@ def test_http_beyond_loopback_needs_a_token_of_its_own(service, tmp_path):
     with http_server(service.address, tmp_path) as url:
         assert set(run(http_session(url))) == TOOLS
     assert "any local user" in (tmp_path / "mcp-http.log").read_text()
+
+
+def test_without_the_sdk_or_with_it_shadowed_the_command_says_what_to_do(tmp_path):
+    missing = subprocess.run([sys.executable, "-c", "import sys; sys.modules['mcp'] = None; from serverprep.clients.cli import main; "
+                              "sys.exit(main(['mcp']))"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert missing.returncode == 2 and "pip install 'serverprep-client[mcp]'" in missing.stderr, missing.stderr
+    # From inside clients/, `import mcp` would find serverprep's own folder of that name before the SDK.
+    clients = Path(__file__).resolve().parents[2] / "clients"
+    shadowed = subprocess.run([sys.executable, "-m", "serverprep.clients.cli", "mcp"], capture_output=True, text=True,
+                              timeout=60, cwd=clients, stdin=subprocess.DEVNULL)
+    assert shadowed.returncode == 2 and "not the MCP SDK" in shadowed.stderr, shadowed.stderr
