@@ -52,18 +52,28 @@ DEBIAN_CLI_IN_ENGINE = ("buster", "bullseye", "bookworm")
 # Ubuntu releases whose archive has the compose v2 plugin (docker-compose-v2).
 UBUNTU_COMPOSE_V2 = ("jammy", "noble", "oracular", "plucky", "questing")
 
-DPKG_INSTALLED = 'for p in "$@"; do dpkg-query -W -f=\'${db:Status-Abbrev}\' "$p" 2>/dev/null | grep -q "^ii" || exit 1; done'
+# One dpkg-query for all packages (a process per package used to be most of a check's cost).
+# The names the query knows and finds installed ("ii"), one per line; multiarch copies count once.
+_DPKG_INSTALLED_NAMES = (
+    "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' -- \"$@\" 2>/dev/null | "
+    "awk 'index($2, \"ii\") == 1 && !seen[$1]++ { print $1 }'"
+)
+DPKG_INSTALLED = (
+    "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' -- \"$@\" 2>/dev/null | "
+    "awk -v n=\"$#\" 'index($2, \"ii\") == 1 && !seen[$1]++ { c++ } END { exit c != n }'"
+)
 REMOVE_INSTALLED = (
-    'set -- $(for p in "$@"; do dpkg-query -W -f=\'${db:Status-Abbrev}\' "$p" 2>/dev/null | grep -q "^ii" && echo "$p"; done); '
+    f'set -- $({_DPKG_INSTALLED_NAMES}); '
     '[ "$#" -eq 0 ] || apt-get -o DPkg::Lock::Timeout=%d -y remove "$@"' % LOCK_TIMEOUT
 )
 # Says who holds the dpkg/apt locks (apt itself then waits up to LOCK_TIMEOUT seconds).
 # Read from /proc/locks (holder pid by inode), not from apt's English messages, so it works
-# in every locale and costs nothing when nobody holds a lock.
+# in every locale; one stat and one awk for all the locks, so it costs little when nobody holds one.
 LOCK_HOLDERS = (
-    'for lock in "$@"; do ino=$(stat -c %i "$lock" 2>/dev/null) || continue; '
-    "awk -v ino=\"$ino\" '$2 != \"->\" { n = split($6, f, \":\"); if (f[n] == ino) print $5 }' /proc/locks 2>/dev/null | sort -u | "
-    'while read -r pid; do echo "waiting for $lock, held by $(cat /proc/$pid/comm 2>/dev/null) (pid $pid)"; done; done; true'
+    'stat -c "%i %n" -- "$@" 2>/dev/null | '
+    "awk 'NR == FNR { name[$1] = $2; next } $2 != \"->\" { n = split($6, f, \":\"); "
+    "if ((f[n] in name) && !seen[f[n] \" \" $5]++) print name[f[n]], $5 }' - /proc/locks 2>/dev/null | "
+    'while read -r lock pid; do echo "waiting for $lock, held by $(cat /proc/$pid/comm 2>/dev/null) (pid $pid)"; done; true'
 )
 LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock")
 VERSION_MATCHES = (

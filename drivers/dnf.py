@@ -30,7 +30,8 @@ CONFLICTING_PACKAGES = (
 )
 REPO_FILE = "/etc/yum.repos.d/docker-ce.repo"
 RPM_INSTALLED = 'rpm -q --quiet -- "$@"'
-REMOVE_INSTALLED = 'set -- $(for p in "$@"; do rpm -q --quiet -- "$p" && echo "$p"; done); [ "$#" -eq 0 ] || dnf -y remove "$@"'
+# One rpm query for all packages; rpm answers "package X is not installed" (several words) for the others.
+REMOVE_INSTALLED = 'set -- $(rpm -q --qf "%{NAME}\\n" -- "$@" 2>/dev/null | awk \'NF == 1 && !seen[$1]++\'); [ "$#" -eq 0 ] || dnf -y remove "$@"'
 VERSION_MATCHES = (
     'v=$(rpm -q --qf "%{VERSION}" -- "$2" 2>/dev/null) || exit 1; '
     'case "$v" in "$1"|"$1".*|"$1"-*) exit 0;; esac; exit 1'

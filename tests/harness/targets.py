@@ -335,6 +335,10 @@ def calls(target: Target) -> list[str]:
     return (target.extra["sim"] / "calls").read_text().splitlines()
 
 
+#: dpkg-query behaviour of a server where every package asked for is installed.
+DPKG_ALL_INSTALLED = 'for p in "$@"; do case "$p" in -*) ;; *) printf "%s ii \\n" "$p";; esac; done'
+
+
 def behave(target: Target, program: str, text: str) -> None:
     path = target.extra["sim"] / "behavior" / program
     if text:

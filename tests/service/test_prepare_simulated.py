@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from conftest import DEBIAN_12, SIM_USER, register, wait_done, wait_step
-from harness.targets import behave, calls, host_sshd, simulated_host
+from harness.targets import DPKG_ALL_INSTALLED, behave, calls, host_sshd, simulated_host
 from serverprep.clients.client import ServerprepClientError
 from serverprep.v1 import preparations_pb2 as pb
 
@@ -112,7 +112,7 @@ def test_retry_of_a_succeeded_preparation_is_failed_precondition(client, sim):
 def test_second_run_skips_satisfied_steps(client, sim):
     register(client, sim)
     wait_done(client, "sim", client.prepare("sim", docker_source="distro").id)
-    behave(sim, "dpkg-query", "printf 'ii '")
+    behave(sim, "dpkg-query", DPKG_ALL_INSTALLED)
     behave(sim, "systemctl", "")
     second = wait_done(client, "sim", client.prepare("sim", docker_source="distro").id)
     assert second.state == pb.PREPARATION_STATE_SUCCEEDED
