@@ -124,7 +124,7 @@ def secret_refs(secrets: Sequence[str]) -> dict[str, str]:
     return {value: f"SERVERPREP_SECRET_{i}" for i, value in enumerate(dict.fromkeys(v for v in secrets if v), 1)}
 
 
-def step_script(step: StepPlan, marker: str, refs: SecretRefs | None = None) -> str:
+def step_script(step: StepPlan, marker: str, refs: SecretRefs | None = None, secrets_marker: str = "") -> str:
     """The script of one step: announce the process group, check, then each command in turn.
 
     Lines starting with ``marker`` are serverprep's: ``start PID``, ``skip``, ``run N``,
@@ -135,7 +135,8 @@ def step_script(step: StepPlan, marker: str, refs: SecretRefs | None = None) -> 
     m = shlex.quote(marker)
     lines = [f"M={m}"]
     if refs:
-        lines.append('while IFS= read -r l; do [ "$l" = "$M secrets" ] && break; done')
+        sentinel = shlex.quote(f"{secrets_marker or marker} secrets")
+        lines.append(f'while IFS= read -r l; do [ "$l" = {sentinel} ] && break; done')
         lines += [f"IFS= read -r {name}" for name in refs.values()]
     lines += [
         # Commands never read serverprep's stdin (which may have carried sudo's password).
@@ -154,6 +155,40 @@ def step_script(step: StepPlan, marker: str, refs: SecretRefs | None = None) -> 
         lines.append(f"{command.render(refs)} || {{ rc=$?; {on_failure}; }}")
     lines.append("exit 0")
     return "\n".join(lines)
+
+
+def agent_script(marker: str, refs: SecretRefs | None = None) -> str:
+    """A shell that runs step scripts sent on its standard input, one after another.
+
+    It reads the secrets once (after a ``MARKER secrets`` line, which also skips the sudo password
+    line when sudo did not read it), says ``MARKER agent PID``, then for each ``MARKER step N``
+    line reads N bytes of script and runs it in its own process group (setsid), with the secrets on
+    the script's standard input, and says ``MARKER done STATUS``. It ends with its input. One
+    session and one sudo serve every step of a preparation.
+    """
+    m = shlex.quote(marker)
+    names = list((refs or {}).values())
+    # printf is a shell builtin: the secrets go down the pipe, in no process's arguments.
+    feed = ("printf '%s\\n'" + "".join(f' "${{{name}}}"' for name in names)) if names else ":"
+    lines = [
+        f"M={m}",
+        'while IFS= read -r l; do [ "$l" = "$M secrets" ] && break; done',
+        *(f"IFS= read -r {name}" for name in names),
+        'echo "$M agent $$"',
+        "while IFS= read -r l; do",
+        '  case "$l" in "$M step "*) ;; *) continue ;; esac',
+        '  n=${l#"$M step "}',
+        '  s=$(dd bs=1 count="$n" 2>/dev/null)',
+        f'  {{ echo "$M secrets"; {feed}; }} | setsid -w sh -c "$s"',
+        '  echo "$M done $?"',
+        "done",
+    ]
+    return "\n".join(lines)
+
+
+def agent_request(marker: str, script: str) -> str:
+    """What to write to an agent so that it runs ``script``."""
+    return f"{marker} step {len(script.encode())}\n{script}"
 
 
 def secrets_input(marker: str, refs: SecretRefs | None) -> str:
@@ -182,7 +217,16 @@ class StepOutput:
     early_stderr: list[str] = field(default_factory=list)
 
     def feed(self, stream: Stream, text: str) -> str | None:
-        if stream is Stream.STDOUT and text.startswith(self.marker):
+        """The output in ``text`` (None when it was only serverprep's marker line).
+
+        A marker found inside a line follows output that did not end with a newline: the text
+        before it is output, the rest is the marker line.
+        """
+        at = text.find(self.marker) if stream is Stream.STDOUT else -1
+        if at > 0:
+            self.feed(stream, text[at:])
+            return text[:at]
+        if at == 0:
             kind, _, arg = text[len(self.marker) :].strip().partition(" ")
             if kind == "start":
                 self.started = True
@@ -217,6 +261,17 @@ def invoke(script: str, *, privileged: bool, sudo_password: str = "", stdin: str
     if sudo_password:
         return Invocation(shlex.join(["env", "LC_ALL=C", "sudo", "-S", "-p", "", "-k", "--", *inner]), stdin=sudo_password + "\n" + stdin)
     return Invocation(shlex.join(["env", "LC_ALL=C", "sudo", "-n", "--", *inner]), stdin=stdin or None)
+
+
+def invoke_agent(script: str, *, privileged: bool, sudo_password: str = "", stdin: str = "") -> Invocation:
+    """Start an agent (agent_script): through sudo when the steps need root, never in a new process
+    group of its own (each step makes one)."""
+    if not privileged:
+        return Invocation(shlex.join(["sh", "-c", script]), stdin=stdin or None)
+    if sudo_password:
+        return Invocation(shlex.join(["env", "LC_ALL=C", "sudo", "-S", "-p", "", "-k", "--", "sh", "-c", script]),
+                          stdin=sudo_password + "\n" + stdin)
+    return Invocation(shlex.join(["env", "LC_ALL=C", "sudo", "-n", "--", "sh", "-c", script]), stdin=stdin or None)
 
 
 def sudo_refusal(stderr: list[str]) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from serverprep.service.errors import Cancelled, ServerprepError
 from serverprep.service.logbus import Journal
 from serverprep.service.plugins import DriverRegistry
 from serverprep.service.settings import Settings
-from serverprep.service.steps import RemoteProcess, StepRunner, facts_from_json, facts_to_json, gather_facts, target
+from serverprep.service.steps import Agent, RemoteProcess, StepRunner, facts_from_json, facts_to_json, gather_facts, target
 from serverprep.service.store import Store
 
 DETECT = STEP_NAMES[0]
@@ -43,6 +43,8 @@ class Run:
     server: Server
     journal: Journal
     conn: ssh.Connection | None = None
+    #: The shell on ``conn`` that runs the steps needing root (or all of them for root), once started.
+    agent: Agent | None = None
     current_step: str = ""
     remote: RemoteProcess = field(default_factory=RemoteProcess)
     #: Why the task is being cancelled: Cancelled (a Cancel) or Interrupted (shutdown).
@@ -160,19 +162,29 @@ class PreparationRunner:
         if not step.commands and not step.check:
             await self.end_step(run, step.name, StepState.SKIPPED, "nothing to do")
             return
-        fresh = await self.connect(run, as_user=True) if step.as_user else None
-        conn = fresh or run.conn
-        assert conn is not None
 
-        async def record(pid: int | None, marker: str) -> None:
+        async def keep_process(pid: int | None, marker: str) -> None:
             await self.store.record_remote_process(run.prep.id, step.name, pid, marker)
 
-        try:
-            result = await self.steps.run(conn, step, facts, run.server, run.prep.options.step_timeout, emit, run.remote, record,
-                                          run.prep.options.secrets())
-        finally:
-            if fresh is not None:
+        timeout = run.prep.options.step_timeout
+        if step.as_user:
+            # A new connection, as the login user would open one, so that new group memberships apply.
+            fresh = await self.connect(run, as_user=True)
+            try:
+                agent = await Agent.start(fresh, privileged=False, server=run.server, secrets=run.prep.options.secrets(),
+                                          timeout=self.settings.connect_timeout)
+                try:
+                    result = await self.steps.run(agent, step, run.server, timeout, emit, run.remote, keep_process)
+                finally:
+                    await agent.close()
+            finally:
                 await fresh.close()
+        else:
+            assert run.conn is not None
+            if run.agent is None:
+                run.agent = await Agent.start(run.conn, privileged=not facts.is_root, server=run.server,
+                                              secrets=run.prep.options.secrets(), timeout=self.settings.connect_timeout)
+            result = await self.steps.run(run.agent, step, run.server, timeout, emit, run.remote, keep_process)
         await self.end_step(run, step.name, result.state, result.message, result.exit_code)
 
     async def begin_step(self, run: Run, name: str) -> None:

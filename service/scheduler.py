@@ -154,6 +154,8 @@ class Scheduler:
         self._runs.pop(prep.id, None)
         self._reasons.pop(prep.id, None)
         try:
+            if run is not None and run.agent is not None:
+                await run.agent.close()
             if run is not None and run.conn is not None:
                 await run.conn.close()
             await self.bus.close(prep.id, ended=ended)

@@ -147,6 +147,17 @@ class Connection:
             return 255
         return completed.exit_status
 
+    async def open_session(self, command: str, stdin: str = "") -> Session:
+        """Start ``command`` and keep it open: lines go to the session's ``on_line``, input can follow."""
+        try:
+            process = await self._conn.create_process(command, encoding=None, stdin=asyncssh.PIPE)
+        except (OSError, asyncssh.Error) as e:
+            raise _lost(e) from e
+        session = Session(self, process)
+        if stdin:
+            session.write(stdin)
+        return session
+
     async def close(self) -> None:
         self._conn.close()
         try:
@@ -156,6 +167,54 @@ class Connection:
 
     def is_closed(self) -> bool:
         return self._conn.is_closed()
+
+
+def _ignore(stream: Stream, text: str) -> None:
+    return None
+
+
+class Session:
+    """A remote command that stays open: its output, line by line, goes to ``on_line`` (which the
+    caller may change between requests), and more input may be written at any time."""
+
+    def __init__(self, conn: Connection, process: asyncssh.SSHClientProcess[bytes]):
+        self.conn = conn
+        self.process = process
+        self.on_line: LineHandler = _ignore
+        budget = _Budget(None)
+        self._pumps = [
+            asyncio.ensure_future(_pump(process.stdout, Stream.STDOUT, self._dispatch, budget)),
+            asyncio.ensure_future(_pump(process.stderr, Stream.STDERR, self._dispatch, budget)),
+        ]
+        #: Done when the command's output has ended (it exited, or the connection is gone).
+        self.ended: asyncio.Future[None] = asyncio.ensure_future(self._end())
+
+    def _dispatch(self, stream: Stream, text: str) -> Awaitable[None] | None:
+        return self.on_line(stream, text)
+
+    async def _end(self) -> None:
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+
+    def write(self, text: str) -> None:
+        try:
+            self.process.stdin.write(text.encode())
+        except (OSError, asyncssh.Error) as e:
+            raise _lost(e) from e
+
+    async def close(self, timeout: float = 10) -> int | None:
+        """End the input, wait up to ``timeout`` for the command to exit, and return its exit status."""
+        try:
+            self.process.stdin.write_eof()
+            await asyncio.wait_for(asyncio.shield(self.ended), timeout)
+            completed = await asyncio.wait_for(self.process.wait(), timeout)
+            return completed.exit_status
+        except (TimeoutError, OSError, asyncssh.Error):
+            return None
+        finally:
+            self.process.close()
+            for pump in self._pumps:
+                pump.cancel()
+            await asyncio.gather(*self._pumps, return_exceptions=True)
 
 
 class _Budget:

@@ -12,7 +12,16 @@ from typing import Any
 from serverprep.drivers import Facts, OsRelease, Probe, ProbeResult, StepPlan
 from serverprep.service import remote, ssh
 from serverprep.service.domain import Server, StepState, Stream
-from serverprep.service.errors import DriverError, FactsFailed, OutputTooLarge, ServerprepError, StepFailed, StepTimeout, SudoFailed
+from serverprep.service.errors import (
+    ConnectionLost,
+    DriverError,
+    FactsFailed,
+    OutputTooLarge,
+    ServerprepError,
+    StepFailed,
+    StepTimeout,
+    SudoFailed,
+)
 from serverprep.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,38 +99,80 @@ class RemoteProcess:
     privileged: bool = True
 
 
-class StepRunner:
-    """Runs one planned step in its own remote process group and says how it ended.
+class Agent:
+    """One remote shell (through sudo when the steps need root) that runs a preparation's steps.
 
-    A step that fails raises (StepFailed, StepTimeout, SudoFailed, ConnectionLost ...);
-    a step cancelled while it runs has its remote process group stopped first.
+    One session and one sudo for every step, instead of one each; each step still runs in its
+    own process group, with its own markers, and is stopped alone on a timeout or a Cancel.
+    """
+
+    def __init__(self, session: ssh.Session, marker: str, refs: dict[str, str], privileged: bool):
+        self.session = session
+        self.marker = marker
+        self.refs = refs
+        self.privileged = privileged
+
+    @classmethod
+    async def start(cls, conn: ssh.Connection, *, privileged: bool, server: Server, secrets: Sequence[str], timeout: float) -> Agent:
+        """Start the agent; sudo's refusal (or a shell that does not start) raises SudoFailed/StepFailed."""
+        marker = remote.new_marker()
+        refs = remote.secret_refs(secrets)
+        invocation = remote.invoke_agent(remote.agent_script(marker, refs), privileged=privileged,
+                                         sudo_password=server.secrets.sudo_password, stdin=remote.secrets_input(marker, refs) or
+                                         f"{marker} secrets\n")
+        session = await conn.open_session(invocation.command, invocation.stdin or "")
+        started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        early: list[str] = []
+
+        def on_line(stream: Stream, text: str) -> None:
+            if stream is Stream.STDOUT and text.startswith(f"{marker} agent") and not started.done():
+                started.set_result(None)
+            elif stream is Stream.STDERR and len(early) < 20:
+                early.append(text)
+
+        session.on_line = on_line
+        await asyncio.wait([started, session.ended], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if started.done():
+            return cls(session, marker, refs, privileged)
+        code = await session.close(timeout=1)
+        if privileged:
+            reason, why = remote.sudo_refusal(early)
+            raise SudoFailed(f"{why} (user {server.user!r}, exit {code}): " + " ".join(early)[:300],
+                             metadata={"user": server.user, "exit_code": str(code)}, reason=reason)
+        raise StepFailed(f"the shell on the server did not start (exit {code}): " + " ".join(early)[:300], exit_code=code)
+
+    async def close(self) -> None:
+        """End its input; an agent still busy with a step that was abandoned is cut off after 2 s."""
+        await self.session.close(timeout=2)
+
+
+class StepRunner:
+    """Runs one planned step through an agent, in its own remote process group, and says how it ended.
+
+    A step that fails raises (StepFailed, StepTimeout, ConnectionLost ...); a step cancelled
+    while it runs has its remote process group stopped first.
     """
 
     def __init__(self, settings: Settings):
         self.settings = settings
 
     async def run(
-        self, conn: ssh.Connection, step: StepPlan, facts: Facts, server: Server, timeout: float, emit: Emit,
-        current: RemoteProcess, record_process: Callable[[int | None, str], Awaitable[None]], secrets: Sequence[str] = (),
+        self, agent: Agent, step: StepPlan, server: Server, timeout: float, emit: Emit,
+        current: RemoteProcess, record_process: Callable[[int | None, str], Awaitable[None]],
     ) -> StepResult:
-        """Run ``step``; ``record_process`` keeps its process group (for a Retry after a crash).
-
-        ``secrets`` (proxy passwords) reach the commands on standard input, never in a command line.
-        """
+        """Run ``step``; ``record_process`` keeps its process group (for a Retry after a crash)."""
         marker = remote.new_marker()
-        privileged = not step.as_user and not facts.is_root
-        refs = remote.secret_refs(secrets)
         try:
-            script = remote.step_script(step, marker, refs)
+            script = remote.step_script(step, marker, agent.refs, agent.marker)
         except ValueError as e:
             raise DriverError(f"the plan of {step.name} would put a secret in a command line: {e}") from e
-        invocation = remote.invoke(script, privileged=privileged, sudo_password=server.secrets.sudo_password,
-                                   stdin=remote.secrets_input(marker, refs))
         output = remote.StepOutput(marker)
         pending: list[asyncio.Future[Any]] = []
-        current.pid, current.privileged = None, privileged
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        started = asyncio.Event()
+        current.pid, current.privileged = None, agent.privileged
 
-        def on_line(stream: Stream, text: str) -> None:
+        def on_step_line(stream: Stream, text: str) -> None:
             was = (output.started, output.command, output.diagnostics)
             line = output.feed(stream, text)
             if line is not None:
@@ -129,34 +180,46 @@ class StepRunner:
                 return
             if not was[0] and output.started:
                 current.pid = output.pid
+                started.set()
                 pending.append(asyncio.ensure_future(record_process(output.pid, marker)))
             if output.command != was[1] and 0 <= output.command < len(step.commands):
                 emit(Stream.EVENT, f"$ {step.commands[output.command].display()}")
             if output.diagnostics and not was[2]:
                 emit(Stream.EVENT, "command failed; diagnostics follow")
 
+        def on_line(stream: Stream, text: str) -> None:
+            at = text.find(agent.marker) if stream is Stream.STDOUT else -1
+            if at < 0:
+                on_step_line(stream, text)
+                return
+            if at > 0:
+                on_step_line(stream, text[:at])
+            kind, _, arg = text[at + len(agent.marker):].strip().partition(" ")
+            if kind == "done" and not done.done():
+                done.set_result(int(arg) if arg.lstrip("-").isdigit() else 255)
+
+        agent.session.on_line = on_line
         if step.check:
             emit(Stream.EVENT, f"checking: {step.check_description or 'already satisfied?'}")
+        agent.session.write(remote.agent_request(agent.marker, script))
+        conn = agent.session.conn
         try:
-            code = await conn.run(invocation.command, on_line=on_line, stdin=invocation.stdin, timeout=timeout)
-        except StepTimeout as e:
-            await self.stop(conn, current, server, emit)
-            command = _command_text(step, output.command)
-            raise StepTimeout(f"{command} did not finish within {timeout:.0f} s and was killed", command=command) from e
+            await asyncio.wait([done, agent.session.ended], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done.done():
+                if agent.session.ended.done():
+                    raise ConnectionLost("the SSH session ended while the step ran" if not conn.is_closed()
+                                         else "the SSH connection closed while the step ran")
+                await self.stop(conn, current, server, emit)
+                command = _command_text(step, output.command)
+                raise StepTimeout(f"{command} did not finish within {timeout:.0f} s and was killed", command=command)
         except asyncio.CancelledError:
-            await asyncio.shield(self.stop(conn, current, server, emit))
+            await asyncio.shield(self._stop_started(conn, current, server, emit, started, done))
             raise
         finally:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+        code = done.result()
         if not output.started:
-            if privileged:
-                reason, why = remote.sudo_refusal(output.early_stderr)
-                raise SudoFailed(
-                    f"{why} (user {server.user!r}, exit {code}): " + " ".join(output.early_stderr)[:300],
-                    metadata={"user": server.user, "exit_code": str(code)},
-                    reason=reason,
-                )
             raise StepFailed(f"the step's shell did not start (exit {code})", exit_code=code)
         if output.skipped:
             return StepResult(StepState.SKIPPED, f"already satisfied: {step.check_description}")
@@ -164,6 +227,16 @@ class StepRunner:
             return StepResult(StepState.SUCCEEDED, exit_code=0)
         command = _command_text(step, output.command)
         raise StepFailed(f"{command} exited with {code}", exit_code=code, command=command, metadata={"exit_code": str(code)})
+
+    async def _stop_started(self, conn: ssh.Connection, current: RemoteProcess, server: Server, emit: Emit,
+                            started: asyncio.Event, done: asyncio.Future[int]) -> None:
+        """Stop a step cancelled right after it was sent: wait (briefly) to learn its process group first."""
+        if current.pid is None and not done.done():
+            try:
+                await asyncio.wait_for(started.wait(), self.settings.kill_grace)
+            except TimeoutError:
+                log.warning("a cancelled step never said it started; its session is closed instead")
+        await self.stop(conn, current, server, emit)
 
     async def stop(self, conn: ssh.Connection, current: RemoteProcess, server: Server, emit: Emit) -> None:
         """Kill the step's remote process group: TERM, then KILL after a grace period."""

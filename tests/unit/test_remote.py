@@ -7,6 +7,7 @@ import pytest
 
 from serverprep.drivers import Command, Shell, StepPlan, WriteFile
 from serverprep.service import remote
+from serverprep.service.domain import Stream
 
 HOSTILE = ["$(touch /tmp/pwned)", "`id`", "a'b\"c", "line\nbreak", "; rm -rf /", "--help", "*", "$HOME", ""]
 
@@ -202,3 +203,33 @@ def test_a_secret_in_a_command_line_is_refused():
     step = StepPlan("update_packages", commands=[Command(("curl", "-x", "http://u:hunter22@proxy", "https://x"))])
     with pytest.raises(ValueError, match="secret would be in a command line"):
         remote.step_script(step, remote.new_marker(), remote.secret_refs(["hunter22"]))
+
+
+def test_the_agent_runs_steps_sent_one_after_another_with_the_secrets_on_their_stdin(tmp_path):
+    """One shell runs every step of a preparation: scripts by length on its input, a status after each."""
+    agent_marker, secret = remote.new_marker(), "pa$$ 'w\"ord"
+    refs = remote.secret_refs([secret])
+    out = tmp_path / "seen"
+    first = StepPlan("update_packages", commands=[Shell('printf "%s" "$http_proxy" > "$1"', (str(out),), env={"http_proxy": f"http://u:{secret}@p"})])
+    second = StepPlan("install_dependencies", commands=[Command(("sh", "-c", "echo two; printf 'no newline'; exit 3"))])
+    requests = "".join(remote.agent_request(agent_marker, remote.step_script(step, remote.new_marker(), refs, agent_marker))
+                       for step in (first, second))
+    stdin = "a-sudo-password-line-sudo-did-not-read\n" + remote.secrets_input(agent_marker, refs) + requests
+    script = remote.agent_script(agent_marker, refs)
+    assert secret not in script and secret not in requests
+    result = subprocess.run(["sh", "-c", script], input=stdin, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{agent_marker} agent ")
+    done = [line for line in lines if agent_marker + " done" in line]
+    assert [d.rsplit(" ", 1)[1] for d in done] == ["0", "3"]
+    assert done[1].startswith("no newline" + agent_marker)  # output without a final newline, then the marker
+    assert out.read_text() == f"http://u:{secret}@p"
+
+
+def test_step_output_finds_a_marker_after_output_without_newline():
+    marker = remote.new_marker()
+    out = remote.StepOutput(marker)
+    assert out.feed(Stream.STDOUT, f"{marker} start 42") is None and out.pid == 42
+    assert out.feed(Stream.STDOUT, f"partial line{marker} run 1") == "partial line"
+    assert out.command == 1
