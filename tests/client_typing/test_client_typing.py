@@ -45,9 +45,15 @@ def mypy(venv: Path, source: Path) -> subprocess.CompletedProcess[str]:
 
 def test_the_wheel_depends_on_grpcio_protobuf_and_the_google_rpc_types_only(installed):
     metadata = next((installed / "lib").glob("python3*/site-packages/serverprep_client-*.dist-info/METADATA")).read_text()
-    requires = sorted(re.split(r"[<>=! ;]", line.split(":", 1)[1].strip())[0] for line in metadata.splitlines()
-                      if line.startswith("Requires-Dist:"))
-    assert requires == ["googleapis-common-protos", "grpcio", "protobuf"]
+    requires: dict[str, list[str]] = {}
+    for line in metadata.splitlines():
+        if line.startswith("Requires-Dist:"):
+            spec = line.split(":", 1)[1].strip()
+            extra = m.group(1) if (m := re.search(r'extra == "([a-z]+)"', spec)) else ""
+            requires.setdefault(extra, []).append(re.split(r"[<>=! ;\[]", spec)[0])
+    assert sorted(requires.pop("")) == ["googleapis-common-protos", "grpcio", "protobuf"]
+    # The MCP server and the web view are extras: installing the client alone does not pull them in.
+    assert set(requires) == {"mcp", "web"}, requires
     site = next((installed / "lib").glob("python3*/site-packages"))
     assert (site / "serverprep" / "clients" / "py.typed").exists()
 

@@ -48,6 +48,10 @@ def importers_of(prefix: str) -> set[str]:
     ("playhouse", {"serverprep.service.store"}),
     ("cryptography", {"serverprep.service.secretbox"}),
     ("pluggy", {"serverprep.service.plugins", "serverprep.drivers", "serverprep.drivers.hookspecs"}),
+    ("prometheus_client", {"serverprep.service.metrics"}),
+    ("mcp", {"serverprep.clients.mcp"}),
+    ("uvicorn", {"serverprep.clients.mcp.streamable"}),
+    ("starlette", {"serverprep.clients.mcp.streamable"}),
 ])
 def test_one_door_per_outside_system(outside, door):
     users = importers_of(outside)
