@@ -29,8 +29,13 @@ import sprun
 from fleethost import Counts, FleetHost, fleet_host
 from measure import CpuMeter, listen_overflows, loadavg, median, percentile
 
-TOOLS = ("serverprep", "floor", "pyinfra", "ansible", "serverprep-postgres")
-DEFAULT_TOOLS = TOOLS[:4]
+TOOLS = ("serverprep", "floor", "pyinfra", "ansible", "floor-now", "serverprep-postgres")
+DEFAULT_TOOLS = TOOLS[:5]
+#: What the floor, pyinfra and Ansible run per server: the work as serverprep 0.1 sent it, one SSH
+#: session per step (7 commands over 2 connections), which is how the issue defines a server's work.
+#: floor-now replays what serverprep sends today (recorded at the start of every run), so that the
+#: ratio of serverprep to floor-now is its own overhead alone.
+PEER_RECORDING = Path(__file__).resolve().parent / "recordings" / "serverprep-0.1.json"
 MAX_SERVERS = 2000
 MAX_ROUNDS = 10
 
@@ -67,7 +72,7 @@ class Options:
     postgres: str
 
 
-def run_tool(tool: str, host: FleetHost, rec: recording.Recording, n: int, rnd: int, opts: Options, work: Path) -> Sample:
+def run_tool(tool: str, host: FleetHost, recs: dict[str, recording.Recording], n: int, rnd: int, opts: Options, work: Path) -> Sample:
     before = host.counts()
     overflows = listen_overflows()
     cpu = CpuMeter()
@@ -77,9 +82,9 @@ def run_tool(tool: str, host: FleetHost, rec: recording.Recording, n: int, rnd: 
         wall, rss, failures = extra.pop("wall"), extra.pop("peak_rss_kib"), extra.pop("failures")
     else:
         runner: Callable[..., peers.PeerResult] = {
-            "floor": peers.run_floor, "pyinfra": peers.run_pyinfra, "ansible": peers.run_ansible,
+            "floor": peers.run_floor, "floor-now": peers.run_floor, "pyinfra": peers.run_pyinfra, "ansible": peers.run_ansible,
         }[tool]
-        result = runner(host, rec, n, opts.run_timeout)
+        result = runner(host, recs["now" if tool == "floor-now" else "peers"], n, opts.run_timeout)
         wall, rss, failures = result.wall, result.peak_rss_kib, result.failures
     busy = cpu.busy()
     delta: Counts = host.counts() - before
@@ -264,8 +269,9 @@ def main(argv: list[str]) -> int:
         if {"pyinfra", "ansible"} & set(args.tools) or args.profile:
             peers.ensure_venv()
         work = Path(tmp)
-        rec = recording.record_serverprep()
-        print(f"recorded from one serverprep preparation: {rec.summary()}", flush=True)
+        recs = {"now": recording.record_serverprep(), "peers": recording.from_file(PEER_RECORDING)}
+        print(f"serverprep today (floor-now): {recs['now'].summary()}; floor, pyinfra, ansible: serverprep 0.1's "
+              f"{recs['peers'].summary()}", flush=True)
         with fleet_host(max(args.servers)) as host:
             for n in args.servers:
                 load_before = loadavg()
@@ -273,7 +279,7 @@ def main(argv: list[str]) -> int:
                     # Rotate the order every round so that no tool always runs first (or last).
                     order = args.tools[rnd % len(args.tools) :] + args.tools[: rnd % len(args.tools)]
                     for tool in order:
-                        sample = run_tool(tool, host, rec, n, rnd, opts, work)
+                        sample = run_tool(tool, host, recs, n, rnd, opts, work)
                         samples.append(sample)
                         status = "FAILED: " + sample.failures[0].splitlines()[0] if sample.failures else "ok"
                         print(f"N={n} round {rnd + 1}/{args.rounds} {tool}: {_fmt(sample.wall, 2)} s, "
@@ -281,7 +287,8 @@ def main(argv: list[str]) -> int:
                 reports.append(report(samples, n, args.tools, args.rounds, (load_before, loadavg())))
                 print("\n" + reports[-1] + "\n", flush=True)
             if args.json:
-                args.json.write_text(json.dumps({"recording": rec.to_json(), "samples": [asdict(s) for s in samples]}, indent=1))
+                args.json.write_text(json.dumps({"recordings": {k: r.to_json() for k, r in recs.items()},
+                                                 "samples": [asdict(s) for s in samples]}, indent=1))
     if args.profile:
         from profile_summary import summarize
 

@@ -34,14 +34,15 @@ ID=debian
 # A recording sshd forces this command on every session; sshd hands it the client's command
 # exactly as sent (SSH_ORIGINAL_COMMAND) and the connection's addresses and ports
 # (SSH_CONNECTION), which tell one SSH connection from another. It keeps the command, its stdin
-# and its exit status, and runs it as sshd would have: `$SHELL -c COMMAND` with /bin/sh.
+# and its exit status, and runs it as sshd would have: `$SHELL -c COMMAND` with /bin/sh. The input
+# is passed on as it arrives (tee), so that a command the client keeps talking to (serverprep's
+# agent, fed one step after another) runs as it would without the recorder.
 RECORDER = r"""#!/bin/sh
 d="$REC/$(date +%s%N)-$$"
 mkdir "$d" || exit 254
 printf '%s' "$SSH_ORIGINAL_COMMAND" > "$d/command"
 echo "$SSH_CONNECTION" > "$d/connection"
-cat > "$d/stdin"
-/bin/sh -c "$SSH_ORIGINAL_COMMAND" < "$d/stdin"
+tee "$d/stdin" | /bin/sh -c "$SSH_ORIGINAL_COMMAND"
 rc=$?
 echo "$rc" > "$d/status"
 exit "$rc"

@@ -73,5 +73,9 @@ def record_serverprep(timeout: float = 120) -> Recording:
         return load(host.recorded())
 
 
+def from_file(path: Path) -> Recording:
+    return Recording.from_json(json.loads(path.read_text()))
+
+
 def save(recording: Recording, path: Path) -> None:
     path.write_text(json.dumps(recording.to_json(), indent=1))
