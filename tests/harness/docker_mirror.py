@@ -114,6 +114,8 @@ class DebianIndex:
         self.release, self.arch = release, arch
         base = f"{DEBIAN_MIRROR}/dists/{release}"
         where = ROOT / "debian" / release
+        # Always today's: the archive drops superseded .debs, so an old index can name files that are gone.
+        (where / "InRelease").unlink(missing_ok=True)
         inrelease = _download(f"{base}/InRelease", where / "InRelease")
         if not DEBIAN_KEYRING.exists():
             raise RuntimeError(f"{DEBIAN_KEYRING} is missing (package debian-archive-keyring): cannot check Debian's signatures")
