@@ -19,6 +19,7 @@ export const app = {
   rows: new Map(),       // name -> row, as the gateway last sent it
   clockOffset: 0,        // gateway time minus browser time, in ms
   listeners: new Set(),  // called with the changed rows after every fleet event
+  flushes: { count: 0, ms: 0, maxMs: 0 }, // batches applied to the fleet view, and the script time they took
 
   now() { return (Date.now() + this.clockOffset) / 1000; },
 

@@ -24,7 +24,7 @@ export class Fleet {
     this.buildCounts();
     this.body.addEventListener("click", (ev) => {
       if (ev.target.closest("a")) return;
-      const tr = ev.target.closest("tr");
+      const tr = ev.target.closest(".frow");
       if (tr) location.hash = "#/server/" + encodeURIComponent(tr.dataset.name);
     });
     document.getElementById("search").addEventListener("input", (ev) => {
@@ -62,13 +62,15 @@ export class Fleet {
     const started = performance.now();
     this.steps = steps;
     const head = document.getElementById("fleet-head");
-    for (const th of head.querySelectorAll("th.step")) th.remove();
-    const before = head.querySelector("th.state");
+    for (const th of head.querySelectorAll(".step")) th.remove();
+    const before = head.querySelector(".state");
     for (const name of steps) {
-      const th = el("th", "step", SHORT[name] || name);
+      const th = el("span", "step", SHORT[name] || name);
+      th.setAttribute("role", "columnheader");
       th.title = name;
       head.insertBefore(th, before);
     }
+    this.table.style.setProperty("--steps", String(steps.length));
     this.body.textContent = "";
     this.elements.clear();
     this.pending.clear();
@@ -91,6 +93,7 @@ export class Fleet {
   }
 
   flush() {
+    const began = performance.now();
     this.frame = 0;
     const created = [];
     for (const name of this.removed) {
@@ -106,6 +109,10 @@ export class Fleet {
     this.pending.clear();
     for (const tr of created) this.insertSorted(tr);
     this.afterChange();
+    // How long the page spends applying a batch (script only; the browser then lays out what changed).
+    this.app.flushes.count++;
+    this.app.flushes.ms += performance.now() - began;
+    this.app.flushes.maxMs = Math.max(this.app.flushes.maxMs, performance.now() - began);
   }
 
   insertSorted(tr) {
@@ -118,27 +125,29 @@ export class Fleet {
   }
 
   create(row) {
-    const tr = el("tr");
+    const tr = el("div", "frow");
+    tr.setAttribute("role", "row");
     tr.dataset.name = row.name;
-    const name = el("td", "name");
+    const name = el("span", "name");
     const a = el("a", "", row.name);
     a.href = "#/server/" + encodeURIComponent(row.name);
     name.append(a, el("span", "host", row.host));
-    const os = el("td", "os");
+    const os = el("span", "os");
     tr.append(name, os);
     const cells = [];
     for (let i = 0; i < this.steps.length; i++) {
-      const td = el("td", "cell");
+      const td = el("span", "cell");
       td.append(el("i"));
       cells.push(td);
       tr.append(td);
     }
-    const state = el("td", "state");
+    const state = el("span", "state");
     const label = el("span", "state-label");
     const reason = el("span", "reason");
     state.append(label, reason);
-    const elapsed = el("td", "elapsed");
+    const elapsed = el("span", "elapsed");
     tr.append(state, elapsed);
+    for (const c of tr.children) c.setAttribute("role", "cell");
     const e = { tr, cells, os, label, reason, elapsed, host: name.lastChild, row: null };
     this.elements.set(row.name, e);
     this.fill(e, row);

@@ -27,6 +27,7 @@ export class ServerView {
     this.$("attempts").addEventListener("change", (ev) => {
       location.hash = "#/server/" + encodeURIComponent(this.name) + (ev.target.value ? "/" + encodeURIComponent(ev.target.value) : "");
     });
+    this.$("docker-source").addEventListener("change", () => { this.sourceChosen = true; });
     this.$("follow").addEventListener("change", (ev) => { if (ev.target.checked) this.scrollToEnd(); });
     this.$("log").addEventListener("wheel", () => this.userScrolled());
     this.$("log").addEventListener("keydown", () => this.userScrolled());
@@ -68,6 +69,7 @@ export class ServerView {
     clearTimeout(this.refreshTimer);
     this.name = "";
     this.prep = null;
+    this.sourceChosen = false;
     this.lines = [];
     this.pendingEntries = [];
     this.lastSeq = 0;
@@ -119,8 +121,12 @@ export class ServerView {
     if (prep.started) summary.append(el("span", "elapsed", duration((prep.ended || this.app.now()) - prep.started)));
     summary.append(el("span", "mono", prep.id));
     this.renderSteps(prep);
+    if (prep.options.docker_source && !this.sourceChosen) {
+      this.$("docker-source").value = prep.options.docker_source.toLowerCase(); // Prepare again as last time
+    }
     if (prep.failure) {
       failure.hidden = false;
+      failure.className = "failure" + (prep.state === "CANCELLED" ? " cancelled" : "");
       failure.textContent = "";
       failure.append(el("strong", "", prep.failure.reason), el("span", "", prep.failure.message));
       if (prep.state === "FAILED" && prep.failure.step) this.highlight(prep.failure.step);

@@ -1,0 +1,135 @@
+"""The fleet view with 1,000 real servers registered, 200 of them being prepared: rendered, live, responsive.
+
+The servers are 1,000 registrations of the simulated target in a real service (not a fake of the
+gateway's endpoints): the gateway sweeps them with Status and follows the active ones with
+StreamLogs, as it would a real fleet. What is asserted is behaviour (every row rendered, every
+preparation's end shown, the counts agree with the service); the timings are measured in the page
+(first render, event-loop lag, long tasks, input latency) and printed, never asserted. Figures go
+to tests/browser/screenshots/scale-figures.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from browser.conftest import SCREENSHOTS, screenshot, wait_until
+from browser.gateway import web_gateway
+
+from harness.targets import behave
+from serverprep.clients.types import TERMINAL
+
+pytestmark = pytest.mark.sshd
+
+SERVERS = 1000
+PREPARED = 200
+
+#: In the page: how late a 20 ms timer fires (the main thread's responsiveness), long tasks, events received.
+PROBES = """
+const p = window.__probe = {lags: [], longTasks: [], events: 0, rows: 0, start: performance.now()};
+let expected = performance.now() + 20;
+p.timer = setInterval(() => { const now = performance.now(); p.lags.push(now - expected); expected = now + 20; }, 20);
+new PerformanceObserver((list) => { for (const e of list.getEntries()) p.longTasks.push(e.duration); })
+  .observe({type: "longtask", buffered: false});
+window.serverprep.listeners.add((rows) => { p.events++; p.rows += rows.length; });
+"""
+
+#: Time from a click on a filter button to the frame after it was drawn.
+CLICK = """
+const done = arguments[arguments.length - 1];
+const b = document.querySelector(`#counts button[data-state='${arguments[0]}']`);
+const t = performance.now();
+b.click();
+requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - t)));
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def proc_figures(pid: int) -> dict[str, float]:
+    """The gateway process's resident memory (MiB) and CPU time so far (s)."""
+    status = open(f"/proc/{pid}/status").read()
+    rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {"rss_mib": round(rss / 1024, 1), "cpu_s": round((int(fields[11]) + int(fields[12])) / ticks, 2)}
+
+
+def test_a_thousand_servers_render_once_and_stay_responsive_while_200_are_prepared(browser, client, sim, service, tmp_path):
+    figures: dict[str, object] = {"servers": SERVERS, "prepared": PREPARED}
+    began = time.monotonic()
+    names = [f"node{i:04d}" for i in range(SERVERS)]
+    for name in names:
+        client.create_server(name, host=sim.host, port=sim.port, user=sim.user, private_key=sim.key.private,
+                             host_key=sim.host_key)
+    figures["register_s"] = round(time.monotonic() - began, 1)
+    with web_gateway(service.address, workdir=tmp_path) as web:
+        stats = wait_until(lambda: (s := web.json("GET", "/api/gateway")[1])["servers"] == SERVERS and s["swept"] and s,
+                           timeout=60, what="the first sweep of 1,000 servers")
+        figures["first_sweep_s"] = stats["sweep_seconds"]
+        status, headers, body = web.request("GET", "/api/fleet")
+        figures["snapshot_kib"] = round(len(body) / 1024, 1)
+
+        browser.get(web.url)
+        first = wait_until(lambda: browser.execute_script("return window.serverprep && window.serverprep.firstRender"),
+                           timeout=60, what="the first render")
+        assert first["rows"] == SERVERS
+        assert browser.execute_script("return document.querySelectorAll('#fleet-rows .frow').length") == SERVERS
+        nav = browser.execute_script("const n = performance.getEntriesByType('navigation')[0];"
+                                     "return {dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd};")
+        figures["first_render_ms"] = round(first["sinceNavigation"])
+        figures["first_render_build_ms"] = round(first["buildMs"])
+        figures["dom_content_loaded_ms"] = round(nav["dcl"])
+
+        browser.execute_script(PROBES)
+        behave(sim, "apt-get", "sleep 0.3")
+        started = time.monotonic()
+        preps = {name: client.prepare(name, docker_source="distro").id for name in names[:PREPARED]}
+        clicks = []
+        while time.monotonic() - started < 120:
+            for state in ("RUNNING", "SUCCEEDED", "ALL"):
+                clicks.append(browser.execute_async_script(CLICK, state))
+            done = sum(1 for n, p in preps.items() if client.status(n, p).state in TERMINAL)
+            if done == PREPARED:
+                break
+            time.sleep(1)
+        figures["prepare_all_s"] = round(time.monotonic() - started, 1)
+        figures["gateway_during"] = {**proc_figures(web.proc.pid), **{k: web.json("GET", "/api/gateway")[1][k]
+                                                                    for k in ("followed", "sweep_seconds")}}
+        # The page ends where the service is: every prepared server SUCCEEDED, the others not prepared.
+        succeeded = sum(1 for n, p in preps.items() if client.status(n, p).state == 3)
+        assert succeeded == PREPARED, sim.extra["log"].read_text()[-6000:]
+        counts = wait_until(lambda: (c := browser.execute_script(
+            "return Object.fromEntries([...document.querySelectorAll('#counts button')].map("
+            "b => [b.dataset.state, +b.querySelector('.n').textContent]))"))["SUCCEEDED"] == succeeded and c,
+            timeout=30, what="the page's counts to agree with the service")
+        assert counts["ALL"] == SERVERS and counts["NONE"] == SERVERS - PREPARED
+        probe = browser.execute_script("clearInterval(window.__probe.timer); const p = window.__probe;"
+                                       "return {lags: p.lags, longTasks: p.longTasks, events: p.events, rows: p.rows,"
+                                       "ms: performance.now() - p.start, flushes: window.serverprep.flushes,"
+                                       "heap: performance.memory ? performance.memory.usedJSHeapSize : 0};")
+        figures["page"] = {
+            "streamed_s": round(probe["ms"] / 1000, 1), "fleet_events": probe["events"], "row_updates": probe["rows"],
+            "timer_lag_ms_p50": round(percentile(probe["lags"], 0.5), 1),
+            "timer_lag_ms_p99": round(percentile(probe["lags"], 0.99), 1),
+            "timer_lag_ms_max": round(max(probe["lags"] or [0]), 1),
+            "long_tasks": len(probe["longTasks"]), "long_task_ms_max": round(max(probe["longTasks"] or [0]), 1),
+            "long_task_ms_total": round(sum(probe["longTasks"]), 1),
+            "click_to_frame_ms_p50": round(percentile(clicks, 0.5), 1),
+            "click_to_frame_ms_max": round(max(clicks or [0]), 1), "clicks": len(clicks),
+            "js_heap_mib": round(probe["heap"] / 2**20, 1),
+            "batches_applied": probe["flushes"]["count"], "batch_script_ms_total": round(probe["flushes"]["ms"], 1),
+            "batch_script_ms_max": round(probe["flushes"]["maxMs"], 1),
+        }
+        figures["gateway_after"] = proc_figures(web.proc.pid)
+        screenshot(browser, "fleet-1000")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    (SCREENSHOTS / "scale-figures.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print("\nweb view at 1,000 servers:", json.dumps(figures, indent=2))
