@@ -40,6 +40,8 @@ _STEP_ENDS = frozenset({STEP_STATE_SUCCEEDED, STEP_STATE_SKIPPED, STEP_STATE_FAI
 class Row:
     name: str
     host: str
+    #: The server's create_time: a server deleted and registered again under its name starts a new row.
+    created: float = 0.0
     prep: Preparation | None = None
     #: The sequence number the row is up to date with: a Status older than a transition already shown is not applied.
     seq: int = 0
@@ -68,6 +70,7 @@ class Fleet:
         self._scheduled: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._health_changed = False
+        self.followed_peak = 0
 
     # -- running ------------------------------------------------------------
 
@@ -94,7 +97,8 @@ class Fleet:
         return {"steps": convert.STEP_NAMES, "rows": rows, "now": time.time(), "gateway": self.stats()}
 
     def stats(self) -> dict[str, Any]:
-        return {**self.health, "servers": len(self.rows), "followed": len(self.followers), "max_streams": self.max_streams,
+        return {**self.health, "servers": len(self.rows), "followed": len(self.followers), "followed_peak": self.followed_peak,
+                "max_streams": self.max_streams,
                 "browsers": len(self.hub.subscribers), "dropped_browsers": self.hub.dropped_total}
 
     async def _publish_forever(self) -> None:
@@ -133,15 +137,21 @@ class Fleet:
 
     async def sweep(self) -> None:
         """List the servers, drop the deleted, and ask Status for each one whose preparation is not followed."""
-        seen: dict[str, str] = {}
+        seen: dict[str, tuple[str, float]] = {}
         async for server in self.client.list_servers(page_size=500):
-            seen[server.name] = server.host
+            seen[server.name] = (server.host, convert.seconds(server.create_time) or 0.0)
         for name in set(self.rows) - set(seen):
             self._remove(name)
-        for name, host in seen.items():
+        for name, (host, created) in seen.items():
             row = self.rows.get(name)
-            if row is None or row.host != host:
-                self.rows.setdefault(name, Row(name, host)).host = host
+            if row is None or row.created != created:
+                if row is not None:
+                    self._remove(name)
+                    self.removed.discard(name)
+                self.rows[name] = Row(name, host, created)
+                self.dirty.add(name)
+            elif row.host != host:
+                row.host = host
                 self.dirty.add(name)
         await asyncio.gather(*(self.refresh_now(n) for n in seen if n not in self.followers))
         self._follow_more()
@@ -192,12 +202,12 @@ class Fleet:
                 return  # older than a transition the stream already showed; the stream's refresh brings a newer one
             if prep.id != cur.id and prep.create_time.ToNanoseconds() < cur.create_time.ToNanoseconds():
                 return  # an answer from before a newer preparation was made
-        if prep is None and cur is not None:
-            return  # preparations are pruned oldest first: the latest stays, so this answer is from before it
-        if prep is not None and cur is not None and prep.SerializeToString() == cur.SerializeToString():
-            return
+        if prep is None:
+            return  # never prepared and still not; or pruning, which keeps the latest: an answer from before it
+        if cur is not None and prep.SerializeToString() == cur.SerializeToString():
+            return  # nothing changed: the row is not sent again
         row.prep = prep
-        row.seq = prep.last_seq if prep is not None else 0
+        row.seq = prep.last_seq
         self.dirty.add(name)
         self._follow_more()
 
@@ -249,6 +259,7 @@ class Fleet:
         for row in waiting[: self.max_streams - len(self.followers)]:
             assert row.prep is not None
             self.followers[row.name] = asyncio.ensure_future(self._follow(row.name, row.prep.id, row.seq))
+        self.followed_peak = max(self.followed_peak, len(self.followers))
 
     async def _follow(self, name: str, prep_id: str, after: int) -> None:
         try:

@@ -144,6 +144,7 @@ async def add_headers(request: web.Request, response: web.StreamResponse) -> Non
     """on_response_prepare: every answer, errors and event streams included, carries the security headers."""
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
+    response.headers["Server"] = "serverprep"  # not which aiohttp and Python answer
     if request.path.startswith("/api/") or request.path in ("/", "/login"):
         response.headers.setdefault("Cache-Control", "no-store")
 

@@ -68,6 +68,7 @@ def browser() -> Iterator[Any]:
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    driver.sp_profile = profile  # to find this browser's processes (test_fleet_scale measures their CPU time)
     try:
         yield driver
     finally:

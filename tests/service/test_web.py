@@ -188,6 +188,25 @@ def test_a_foreign_host_name_is_refused_on_loopback(web):
     assert status == 200
 
 
+def test_the_page_learns_when_the_service_goes_away(tmp_path):
+    """The gateway outlives the service: its sweeps fail, and the fleet stream says why (reason and message)."""
+    from harness.service import ServiceThread
+
+    svc = ServiceThread(tmp_path / "data").start()
+    with web_gateway(svc.address, "--refresh", "0.3", "--timeout", "2", workdir=tmp_path) as web:
+        wait_for(lambda: web.json("GET", "/api/gateway")[1]["reachable"] is True, what="the first sweep")
+        events = web.events("/api/events", timeout=30)
+        assert next(events)[0] == "fleet"
+        svc.stop()
+        data = next(d for kind, _, d in events if kind == "rows" and d["gateway"]["reachable"] is False)
+        events.close()
+        assert data["gateway"]["error"]["reason"] == "SERVICE_UNAVAILABLE", data
+        assert data["gateway"]["error"]["message"]
+        assert web.json("GET", "/api/session")[0] == 200  # the gateway itself still answers
+        status, body = web.json("GET", "/api/servers/web1")
+        assert status == 503 and body["error"]["reason"] == "SERVICE_UNAVAILABLE"
+
+
 # -- listening beyond loopback ---------------------------------------------------------
 
 

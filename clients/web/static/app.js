@@ -75,7 +75,7 @@ function gatewayStatus(g) {
   if (!g) return;
   if (g.reachable === false && g.error) {
     conn.className = "conn bad";
-    setText(conn, "service unreachable: " + g.error.reason + ": " + g.error.message);
+    setText(conn, "service: " + g.error.reason + ": " + g.error.message);
   } else {
     conn.className = "conn";
     setText(conn, g.servers + " servers · " + g.followed + " followed live");
