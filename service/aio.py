@@ -32,3 +32,15 @@ async def run_to_end(work: Awaitable[T]) -> T:
             task.exception()  # retrieved: its outcome stands, and the cancellation goes on
         raise asyncio.CancelledError
     return task.result()
+
+
+def checkpoint() -> None:
+    """Raise CancelledError if the current task was asked to stop and the request got lost.
+
+    On Python 3.11, asyncio.wait_for (which asyncssh uses to connect) returns the result and
+    drops a cancellation that lands just as the awaited work completes; the task's counter of
+    cancellation requests still tells.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from serverprep.drivers import DEFAULT_REPOSITORY, STEP_NAMES, DockerSource, Facts, Plan, PlanOptions, StepPlan
 from serverprep.service import metrics, ssh
+from serverprep.service.aio import checkpoint
 from serverprep.service.domain import Options, Preparation, PrepChange, PrepState, Server, StepChange, StepState, Stream
 from serverprep.service.errors import Cancelled, ServerprepError
 from serverprep.service.logbus import Journal
@@ -188,6 +189,7 @@ class PreparationRunner:
         await self.end_step(run, step.name, result.state, result.message, result.exit_code)
 
     async def begin_step(self, run: Run, name: str) -> None:
+        checkpoint()
         run.current_step = name
         run.step_started = time.monotonic()
         run.journal.emit(name, Stream.EVENT, f"{name} RUNNING", step_state=StepState.RUNNING)

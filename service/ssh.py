@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
+from serverprep.service.aio import checkpoint
 from serverprep.service.domain import MAX_LINE, Secrets, Stream
 from serverprep.service.errors import (
     AuthFailed,
@@ -131,7 +132,8 @@ class Connection:
                 raise StepTimeout(f"no end after {timeout:.0f} s", exit_code=None)
             for pump in pumps:
                 pump.result()
-            completed = await asyncio.wait_for(process.wait(), 30)
+            async with asyncio.timeout(30):  # not wait_for: on 3.11 it can swallow a Cancel that lands as it ends
+                completed = await process.wait()
         except TimeoutError:
             raise ConnectionLost("the command closed its output but no exit status came within 30 s") from None
         except (OSError, asyncssh.Error) as e:
@@ -161,7 +163,8 @@ class Connection:
     async def close(self) -> None:
         self._conn.close()
         try:
-            await asyncio.wait_for(self._conn.wait_closed(), 5)
+            async with asyncio.timeout(5):
+                await self._conn.wait_closed()
         except (TimeoutError, OSError, asyncssh.Error):
             pass
 
@@ -205,8 +208,9 @@ class Session:
         """End the input, wait up to ``timeout`` for the command to exit, and return its exit status."""
         try:
             self.process.stdin.write_eof()
-            await asyncio.wait_for(asyncio.shield(self.ended), timeout)
-            completed = await asyncio.wait_for(self.process.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self.ended)
+                completed = await self.process.wait()
             return completed.exit_status
         except (TimeoutError, OSError, asyncssh.Error):
             return None
@@ -322,6 +326,11 @@ async def connect(target: Target) -> Connection:
         raise ConnectFailed(f"SSH connection to {where} failed: {e.reason}") from e
     except OSError as e:
         raise ConnectFailed(f"cannot connect to {where}: {e.strerror or e}", reason="HOST_UNREACHABLE") from e
+    try:
+        checkpoint()  # a Cancel that asyncssh's wait_for dropped as the connection completed
+    except asyncio.CancelledError:
+        conn.close()
+        raise
     key = conn.get_server_host_key()
     return Connection(conn, _openssh(key) if key else "")
 

@@ -233,7 +233,8 @@ class StepRunner:
         """Stop a step cancelled right after it was sent: wait (briefly) to learn its process group first."""
         if current.pid is None and not done.done():
             try:
-                await asyncio.wait_for(started.wait(), self.settings.kill_grace)
+                async with asyncio.timeout(self.settings.kill_grace):
+                    await started.wait()
             except TimeoutError:
                 log.warning("a cancelled step never said it started; its session is closed instead")
         await self.stop(conn, current, server, emit)

@@ -13,7 +13,7 @@ import peewee
 
 from serverprep.service.secretbox import SecretBox
 from serverprep.service.store import logs, preparations, replicas, retention, servers
-from serverprep.service.store.database import Session, Worker, default_url, open_database, writes
+from serverprep.service.store.database import Session, Worker, default_url, open_database, writes_alone
 from serverprep.service.store.migrations import migrate
 
 P = ParamSpec("P")
@@ -28,7 +28,7 @@ def _offload(fn: Callable[Concatenate[Session, P], T]) -> Callable[Concatenate[S
     return method
 
 
-@writes
+@writes_alone
 def _migrate(s: Session) -> list[int]:
     sqlite = isinstance(s.database, peewee.SqliteDatabase)
     if sqlite:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import peewee
 from playhouse import db_url
@@ -56,8 +56,14 @@ def open_database(url: str) -> peewee.Database:
 
 
 def writes(fn: Callable[P, T]) -> Callable[P, T]:
-    """Marks a query function that writes (counted apart in the metrics)."""
+    """Marks a query function that writes: it joins the next group commit."""
     fn.writes = True  # type: ignore[attr-defined]
+    return fn
+
+
+def writes_alone(fn: Callable[P, T]) -> Callable[P, T]:
+    """Marks a write that must run outside any transaction (VACUUM, migrations): it runs by itself."""
+    fn.writes = "alone"  # type: ignore[attr-defined]
     return fn
 
 
@@ -70,17 +76,24 @@ class Session:
 
 
 class Worker:
-    """Runs blocking queries on one thread, off the event loop.
+    """Runs blocking queries off the event loop: reads on a reader thread, writes in group commits.
 
-    One thread: SQLite has one writer anyway, and the order of writes stays the order of calls.
-    A query always runs to its end: if the awaiting task is cancelled meanwhile, the cancellation
-    waits for the query, so that what the task believes was stored is what was stored.
+    Writes queue up while the writer thread commits; each commit then takes every write waiting
+    (from every preparation at once) into one transaction, each write in a savepoint of its own so
+    that one refusal (a unique index) does not undo the others. A write is reported done only when
+    its transaction has committed. Reads run on their own connection beside (SQLite in WAL mode
+    lets them), so a Status does not wait behind the writes. A call always runs to its end: if
+    the awaiting task is cancelled meanwhile, the cancellation waits for it, so that what the task
+    believes was stored is what was stored.
     """
 
     def __init__(self, session: Session):
         self.session = session
         db.initialize(session.database)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serverprep-db")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serverprep-db-write")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serverprep-db-read")
+        self._waiting: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
+        self._committer: asyncio.Task[None] | None = None
         path = getattr(session.database, "database", "")
         # SQLite: the file this process opened, to notice when it is deleted or replaced under it.
         self._file = Path(path) if isinstance(session.database, peewee.SqliteDatabase) and path != ":memory:" else None
@@ -88,7 +101,31 @@ class Worker:
 
     async def call(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
-        return await run_to_end(loop.run_in_executor(self._executor, functools.partial(self.guarded, fn, *args, **kwargs)))
+        kind = getattr(fn, "writes", False)
+        if kind is True:
+            future: asyncio.Future[T] = loop.create_future()
+            self._waiting.append((fn, args, kwargs, future))
+            if self._committer is None or self._committer.done():
+                self._committer = loop.create_task(self._commit_waiting(), name="serverprep-db-commit")
+            return await run_to_end(future)
+        executor = self._writer if kind == "alone" else self._reader
+        return await run_to_end(loop.run_in_executor(executor, functools.partial(self.guarded, fn, *args, **kwargs)))
+
+    async def _commit_waiting(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                outcomes = await loop.run_in_executor(self._writer, self.guarded, _group, [(f, a, k) for f, a, k, _ in batch])
+            except BaseException as e:  # the transaction failed as a whole (disk full, database gone)
+                outcomes = [(False, e)] * len(batch)
+            for (_, _, _, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
 
     def _timed(self, kind: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         started = time.perf_counter()
@@ -102,7 +139,7 @@ class Worker:
         """Run a query on this thread's connection, with database errors told plainly."""
         database = self.session.database
         try:
-            database.connect(reuse_if_open=True)  # the thread keeps its connection between calls
+            database.connect(reuse_if_open=True)  # each thread keeps its connection between calls
             self._check_file()
             return self._timed("write" if getattr(fn, "writes", False) else "read", fn, self.session, *args, **kwargs)
         except (peewee.OperationalError, peewee.InterfaceError) as e:
@@ -131,10 +168,6 @@ class Worker:
                 "now would be kept; restore it from a backup and restart serverprep"
             )
 
-    def run_sync(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a query from a thread that is not the event loop's (start-up, tests)."""
-        return self._executor.submit(self.guarded, fn, *args, **kwargs).result()
-
     def _reset_connection(self) -> None:
         """Start over with a fresh connection: the failed one may hold a broken transaction."""
         try:
@@ -147,6 +180,25 @@ class Worker:
             if not session.database.is_closed():
                 session.database.close()
 
-        with contextlib.suppress(RuntimeError):  # already shut down
-            self._executor.submit(_close, self.session).result()
-        self._executor.shutdown(wait=True)
+        for executor in (self._reader, self._writer):
+            with contextlib.suppress(RuntimeError):  # already shut down
+                executor.submit(_close, self.session).result()
+            executor.shutdown(wait=True)
+
+
+def _group(session: Session, batch: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]) -> list[tuple[bool, Any]]:
+    """Run writes in one transaction, each in its own savepoint; (ok, result or error) for each."""
+    outcomes: list[tuple[bool, Any]] = []
+    with session.database.atomic():
+        for fn, args, kwargs in batch:
+            try:
+                with session.database.atomic():
+                    outcomes.append((True, fn(session, *args, **kwargs)))
+            except (peewee.OperationalError, peewee.InterfaceError):
+                raise  # the transaction itself is broken: every write of the group fails
+            except Exception as e:
+                outcomes.append((False, e))
+    return outcomes
+
+
+_group.writes = True  # type: ignore[attr-defined]

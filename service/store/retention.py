@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import peewee
 
 from serverprep.service.store import rows
-from serverprep.service.store.database import Session, writes
+from serverprep.service.store.database import Session, writes_alone
 from serverprep.service.store.models import LogRow, PreparationRow, ServerRow, StepRow
 
 
@@ -60,7 +60,7 @@ def candidates(s: Session, policy: Policy, limit: int, now: float | None = None)
     return [Removable(r[0], r[1], r[2], r[3], r[4]) for r in query.tuples()]
 
 
-@writes
+@writes_alone
 def remove(s: Session, prep_ids: list[str], chunk: int = 5000) -> int:
     """Delete preparations with their steps and logs (the logs in chunks, so no transaction is long).
     Returns the log lines removed. An active preparation is never removed."""
@@ -82,7 +82,7 @@ def remove(s: Session, prep_ids: list[str], chunk: int = 5000) -> int:
     return removed
 
 
-@writes
+@writes_alone
 def reclaim(s: Session, pages: int = 2000) -> None:
     """Give free pages back to the file system (SQLite in incremental auto-vacuum mode)."""
     if isinstance(s.database, peewee.SqliteDatabase):
