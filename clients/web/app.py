@@ -26,6 +26,8 @@ STATIC_FILES = ("app.js", "fleet.js", "server.js", "text.js", "style.css", "logi
 
 
 class Gateway:
+    """The web gateway: one AsyncClient to the service, the fleet it follows, and the HTTP server for browsers."""
+
     def __init__(self, options: WebOptions):
         self.options = options
         self.guard = security.Guard(options.web_token, tls=options.ssl_context is not None,
@@ -44,13 +46,11 @@ class Gateway:
         self.logs = logs.LogStreams(self.client, max_streams=o.max_log_streams, write_timeout=o.write_timeout,
                                     keepalive=o.keepalive, tail=o.log_tail)
         self.fleet.start()
-        self.runner = web.AppRunner(self.application(), access_log=None, handle_signals=False)
+        # Event streams never end on their own: at shutdown they get a second, then are cut.
+        self.runner = web.AppRunner(self.application(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, o.listen_host, o.listen_port, ssl_context=o.ssl_context, shutdown_timeout=1.0)
-        await site.start()
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        await web.TCPSite(self.runner, o.listen_host, o.listen_port, ssl_context=o.ssl_context).start()
+        self.port = self.runner.addresses[0][1]
 
     async def stop(self) -> None:
         if self.runner is not None:

@@ -262,6 +262,29 @@ def test_with_a_web_token_people_log_in_and_get_a_strict_cookie(service, client,
         assert web.json("GET", "/api/fleet")[0] == 401
 
 
+def test_https_with_a_login_sets_a_secure_host_only_cookie(service, tmp_path):
+    import http.client
+    import ssl
+
+    from harness.tls import make_pki
+
+    pki = make_pki(tmp_path)
+    token = "web-login-" + "z" * 24
+    (tmp_path / "web-token").write_text(token)
+    with web_gateway(service.address, "--web-token-file", str(tmp_path / "web-token"), "--web-tls-cert", str(pki["server_cert"]),
+                     "--web-tls-key", str(pki["server_key"]), workdir=tmp_path, listen="0.0.0.0:0") as web:
+        assert web.url.startswith("https://") and "unencrypted" not in web.log.read_text()
+        conn = http.client.HTTPSConnection("127.0.0.1", web.port, timeout=30,
+                                           context=ssl.create_default_context(cafile=str(pki["ca"])))
+        conn.request("POST", "/login", body=f"token={token}", headers={
+            "Content-Type": "application/x-www-form-urlencoded", "Origin": f"https://127.0.0.1:{web.port}"})
+        r = conn.getresponse()
+        cookie = r.getheader("Set-Cookie") or ""
+        conn.close()
+        assert r.status == 303 and cookie.startswith("__Host-serverprep_session=")
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+
 # -- event streams ---------------------------------------------------------------------
 
 
