@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import pluggy
 
+from serverprep.drivers.architectures import dpkg_architecture, is_known_architecture, unpublished_reason
 from serverprep.drivers.commands import Command, RemoteCommand, Shell, WriteFile
 from serverprep.drivers.common import docker_service_steps
 from serverprep.drivers.osrelease import OsRelease, parse_os_release
@@ -93,7 +94,10 @@ __all__ = [
     "Unsupported",
     "WriteFile",
     "docker_service_steps",
+    "dpkg_architecture",
+    "is_known_architecture",
     "hookimpl",
     "machine_to_arch",
     "parse_os_release",
+    "unpublished_reason",
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
+from serverprep.drivers.architectures import dpkg_architecture
 from serverprep.drivers.commands import RemoteCommand
 from serverprep.drivers.osrelease import OsRelease
 
@@ -30,24 +31,9 @@ class DockerSource(str, Enum):
     DISTRO = "distro"
 
 
-# uname -m → Debian/Docker package architecture, for systems without dpkg.
-_MACHINE_ARCH = {
-    "x86_64": "amd64",
-    "amd64": "amd64",
-    "aarch64": "arm64",
-    "arm64": "arm64",
-    "armv7l": "armhf",
-    "armv6l": "armhf",
-    "ppc64le": "ppc64el",
-    "s390x": "s390x",
-    "i686": "i386",
-    "i386": "i386",
-    "riscv64": "riscv64",
-}
-
-
 def machine_to_arch(machine: str) -> str:
-    return _MACHINE_ARCH.get(machine, machine)
+    """The package architecture (dpkg's and Docker's name) of a uname -m, rpm or dpkg name."""
+    return dpkg_architecture(machine)
 
 
 _PROBE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from serverprep.clients.cli import commands as client_commands
 from serverprep.clients.cli.common import EXIT_OK, EXIT_USAGE, CliError
 from serverprep.clients.cli.render import print_plan
-from serverprep.drivers import DEFAULT_REPOSITORY, DockerSource, PlanOptions
+from serverprep.drivers import DEFAULT_REPOSITORY, DockerSource, PlanOptions, is_known_architecture
 from serverprep.drivers.offline import skeleton_facts
 from serverprep.service import logconfig
 from serverprep.service.errors import InsecureListen, InvalidSetting, ServerprepError
@@ -105,6 +105,9 @@ def run_plan(args: argparse.Namespace, out: TextIO) -> int:
         text = Path(args.os_release).read_text(errors="replace")
     except OSError as e:
         raise CliError(f"cannot read {args.os_release}: {e.strerror}", EXIT_USAGE) from None
+    if not is_known_architecture(args.arch):
+        raise CliError(f"--arch: {args.arch!r} is not an architecture serverprep knows; give what uname -m says "
+                       "(x86_64, aarch64, armv7l, s390x, ppc64le ...) or a dpkg or rpm name (amd64, arm64, armhf ...)", EXIT_USAGE)
     options = PlanOptions(
         docker_source=DockerSource(args.docker_source), user=args.user,
         repository_base=args.repository_url or DEFAULT_REPOSITORY, docker_version=args.docker_version or "",

@@ -7,6 +7,7 @@ of the commands they run.
 
 from __future__ import annotations
 
+import collections
 import re
 import secrets
 import shlex
@@ -215,6 +216,8 @@ class StepOutput:
     command: int = -1
     diagnostics: bool = False
     early_stderr: list[str] = field(default_factory=list)
+    #: The running command's last stderr lines (not the diagnostics'): the tool's own reason, for the failure message.
+    command_stderr: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=4))
 
     def feed(self, stream: Stream, text: str) -> str | None:
         """The output in ``text`` (None when it was only serverprep's marker line).
@@ -235,11 +238,14 @@ class StepOutput:
                 self.skipped = True
             elif kind == "run" and arg.isdigit():
                 self.command = int(arg)
+                self.command_stderr.clear()
             elif kind == "diagnostics":
                 self.diagnostics = True
             return None
         if not self.started and stream is Stream.STDERR and len(self.early_stderr) < self.early_stderr_limit:
             self.early_stderr.append(text)
+        if self.started and stream is Stream.STDERR and not self.diagnostics and text.strip():
+            self.command_stderr.append(text.strip())
         return text
 
 

@@ -226,7 +226,9 @@ class StepRunner:
         if code == 0:
             return StepResult(StepState.SUCCEEDED, exit_code=0)
         command = _command_text(step, output.command)
-        raise StepFailed(f"{command} exited with {code}", exit_code=code, command=command, metadata={"exit_code": str(code)})
+        why = " | ".join(output.command_stderr)[-600:]
+        raise StepFailed(f"{command} exited with {code}" + (f": {why}" if why else ""), exit_code=code, command=command,
+                         metadata={"exit_code": str(code)})
 
     async def _stop_started(self, conn: ssh.Connection, current: RemoteProcess, server: Server, emit: Emit,
                             started: asyncio.Event, done: asyncio.Future[int]) -> None:

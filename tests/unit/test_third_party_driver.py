@@ -96,3 +96,33 @@ def test_offline_plan_text_and_missing_file(tmp_path):
     assert "$ dnf -y config-manager addrepo --from-repofile=https://download.docker.com/linux/fedora/docker-ce.repo --overwrite" in out.stdout
     missing = subprocess.run([sys.executable, "-m", "serverprep.clients.cli", "plan", "--os-release", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "cannot read" in missing.stderr and "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize("arch, expected", [("x86_64", "amd64"), ("aarch64", "arm64"), ("armv7l", "armhf"), ("ppc64le", "ppc64el"),
+                                            ("arm64", "arm64"), ("armv7hl", "armhf")])
+def test_offline_plan_takes_kernel_dpkg_and_rpm_architecture_names(tmp_path, arch, expected):
+    """plan --arch maps a name the way a real server's facts are mapped (uname -m, dpkg, rpm)."""
+    osr = tmp_path / "os-release"
+    osr.write_text(OS_RELEASES["debian-12"])
+    out = subprocess.run([sys.executable, "-m", "serverprep.clients.cli", "plan", "--os-release", str(osr), "--arch", arch, "-o", "json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert plan["operating_system"]["architecture"] == expected
+    assert any(f"Architectures: {expected}" in c for c in plan["steps"][2]["commands"])
+
+
+def test_offline_plan_refuses_what_docker_does_not_publish_and_what_is_no_architecture(tmp_path):
+    osr = tmp_path / "os-release"
+    osr.write_text(OS_RELEASES["debian-12"])
+    s390x = subprocess.run([sys.executable, "-m", "serverprep.clients.cli", "plan", "--os-release", str(osr), "--arch", "s390x", "-o", "json"],
+                           capture_output=True, text=True, timeout=60)
+    error = json.loads(s390x.stderr)["error"]
+    assert s390x.returncode == 1 and error["reason"] == "UNSUPPORTED_OS"
+    assert "amd64" in error["message"] and "arm64" in error["message"]  # names what Docker does publish for Debian
+    distro = subprocess.run([sys.executable, "-m", "serverprep.clients.cli", "plan", "--os-release", str(osr), "--arch", "s390x",
+                             "--docker-source", "distro"], capture_output=True, text=True, timeout=60)
+    assert distro.returncode == 0, distro.stderr  # Debian's own packages follow Debian
+    bogus = subprocess.run([sys.executable, "-m", "serverprep.clients.cli", "plan", "--os-release", str(osr), "--arch", "bogus"],
+                           capture_output=True, text=True, timeout=60)
+    assert bogus.returncode == 2 and "is not an architecture serverprep knows" in bogus.stderr
