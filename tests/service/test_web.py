@@ -116,7 +116,8 @@ def test_fleet_and_server_endpoints_show_latest_preparation_and_failure(client, 
                    what="down1 FAILED in the fleet, with its reason")
     assert row["id"] == prep.id and row["failure"]["reason"] == done.failure.reason == "CONNECTION_REFUSED"
     assert row["steps"][0] == "FAILED" and row["steps"][1:] == ["PENDING"] * 6
-    assert fleet_row(web, "fresh1")["state"] == "NONE"
+    # (a sweep may have listed the servers between the two registrations: the next one finds fresh1)
+    assert wait_for(lambda: fleet_row(web, "fresh1"), what="fresh1 in the fleet")["state"] == "NONE"
     status, data = web.json("GET", "/api/servers/down1")
     assert status == 200
     assert data["server"]["name"] == "down1" and "private_key" not in data["server"] and data["server"]["has_password"]
