@@ -52,6 +52,7 @@ def importers_of(prefix: str) -> set[str]:
     ("mcp", {"serverprep.clients.mcp"}),
     ("uvicorn", {"serverprep.clients.mcp.streamable"}),
     ("starlette", {"serverprep.clients.mcp.streamable"}),
+    ("aiohttp", {"serverprep.clients.web"}),
 ])
 def test_one_door_per_outside_system(outside, door):
     users = importers_of(outside)
