@@ -98,7 +98,7 @@ class Settings:
                                               help="seconds an API connection without a call is kept open")
     connection_max_age: float = _setting(3600.0, env="SERVERPREP_CONNECTION_MAX_AGE",
                                          help="seconds after which an API connection is asked to close (streams get 5 more minutes, then resume)")
-    max_streams_per_connection: int = _setting(100, env="SERVERPREP_MAX_STREAMS_PER_CONNECTION",
+    max_streams_per_connection: int = _setting(4096, env="SERVERPREP_MAX_STREAMS_PER_CONNECTION",
                                                help="calls at once on one API connection")
     retain_last: int = _setting(50, env="SERVERPREP_RETAIN_LAST",
                                 help="preparations kept per server (0: no count limit); the latest and active ones always stay")

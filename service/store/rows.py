@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from serverprep.service.domain import (
-    LogEntry,
     Options,
     Preparation,
     PrepState,
@@ -15,10 +14,9 @@ from serverprep.service.domain import (
     Server,
     StepRecord,
     StepState,
-    Stream,
 )
 from serverprep.service.secretbox import SecretBox
-from serverprep.service.store.models import LogRow, PreparationRow, ServerRow, StepRow
+from serverprep.service.store.models import PreparationRow, ServerRow, StepRow
 
 #: The states held by the partial unique index "one active preparation per server".
 ACTIVE_STATES = sorted(s.value for s in PrepState.ACTIVE)
@@ -87,28 +85,3 @@ def preparation(row: PreparationRow, server_name: str, steps: Iterable[StepRow],
         last_seq=row.last_seq,
         owner=row.owner,
     )
-
-
-def log_entry(row: LogRow) -> LogEntry:
-    return LogEntry(
-        seq=row.seq,
-        time=row.time,
-        step=row.step,
-        stream=Stream(row.stream),
-        text=row.text,
-        step_state=StepState(row.step_state) if row.step_state else None,
-        prep_state=PrepState(row.prep_state) if row.prep_state else None,
-    )
-
-
-def log_values(prep_id: str, entry: LogEntry) -> dict[str, Any]:
-    return {
-        "preparation": prep_id,
-        "seq": entry.seq,
-        "time": entry.time,
-        "step": entry.step,
-        "stream": entry.stream.value,
-        "text": entry.text,
-        "step_state": entry.step_state.value if entry.step_state else None,
-        "prep_state": entry.prep_state.value if entry.prep_state else None,
-    }
