@@ -67,6 +67,7 @@ class PreparationRunner:
         self.drivers = drivers
         self.settings = settings
         self.steps = StepRunner(settings)
+        self._connecting = asyncio.Semaphore(settings.max_connecting)
 
     async def execute(self, run: Run) -> None:
         """Run the preparation; every way out records a final state (a cancellation re-raises after)."""
@@ -120,13 +121,14 @@ class PreparationRunner:
 
     async def open(self, server: Server) -> ssh.Connection:
         """Connect; on the first connection of a trust-on-first-use server, pin its key."""
-        started = time.perf_counter()
-        try:
-            conn = await ssh.connect(target(server, self.settings))
-        except ServerprepError as e:
-            metrics.SSH_CONNECT_FAILURES.labels(e.reason).inc()
-            raise
-        metrics.SSH_CONNECT_SECONDS.observe(time.perf_counter() - started)
+        async with self._connecting:  # a thousand key exchanges at once would each get a thousandth of the CPU
+            started = time.perf_counter()
+            try:
+                conn = await ssh.connect(target(server, self.settings))
+            except ServerprepError as e:
+                metrics.SSH_CONNECT_FAILURES.labels(e.reason).inc()
+                raise
+            metrics.SSH_CONNECT_SECONDS.observe(time.perf_counter() - started)
         if not server.host_key:
             await self.store.pin_host_key(server.id, conn.host_key)
         return conn

@@ -107,6 +107,8 @@ class Settings:
     prune_interval: float = _setting(600.0, env="SERVERPREP_PRUNE_INTERVAL",
                                      help="seconds between applications of the retention policy")
     connect_timeout: float = _setting(15.0, env="SERVERPREP_CONNECT_TIMEOUT", help="seconds to open an SSH connection and log in")
+    max_connecting: int = _setting(64, env="SERVERPREP_MAX_CONNECTING",
+                                   help="SSH connections being opened at once (key exchange and login); more wait their turn")
     keepalive_interval: float = _setting(10.0, env="SERVERPREP_KEEPALIVE_INTERVAL",
                                          help="seconds between SSH keepalives to a server")
     keepalive_count_max: int = _setting(3, env="SERVERPREP_KEEPALIVE_COUNT", flag="--keepalive-count",
@@ -183,7 +185,8 @@ class Settings:
         problems = []
         if self.max_concurrent < 1:
             problems.append("--max-concurrent must be at least 1")
-        for name in ("max_log_lines", "max_log_bytes", "facts_max_bytes", "max_concurrent_plans", "max_streams_per_connection"):
+        for name in ("max_log_lines", "max_log_bytes", "facts_max_bytes", "max_concurrent_plans", "max_streams_per_connection",
+                     "max_connecting"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1")
         if self.stream_backlog < 1:
