@@ -4,30 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 import asyncssh
 
 from serverprep.service.aio import checkpoint
-from serverprep.service.domain import MAX_LINE, Secrets, Stream
+from serverprep.service.domain import Secrets, Stream
 from serverprep.service.errors import (
     AuthFailed,
     ConnectFailed,
     ConnectionLost,
     HostKeyMismatch,
-    OutputTooLarge,
     RemoteError,
     StepTimeout,
 )
+from serverprep.service.lines import Budget, LineHandler
+from serverprep.service.lines import pump as read_lines
 
-LineHandler = Callable[[Stream, str], Awaitable[None] | None]
-
-READ_CHUNK = 64 * 1024
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
                      "aes128-ctr", "aes192-ctr", "aes256-ctr")
-#: Ends the part kept of a line longer than MAX_LINE.
-CUT = f" [line cut: longer than {MAX_LINE} bytes]".encode()
 
 
 
@@ -117,10 +113,10 @@ class Connection:
             process = await self._conn.create_process(command, encoding=None, stdin=asyncssh.PIPE)
         except (OSError, asyncssh.Error) as e:
             raise _lost(e) from e
-        budget = _Budget(max_output)
+        budget = Budget(max_output)
         pumps = [
-            asyncio.ensure_future(_pump(process.stdout, Stream.STDOUT, on_line, budget)),
-            asyncio.ensure_future(_pump(process.stderr, Stream.STDERR, on_line, budget)),
+            asyncio.ensure_future(read_lines(process.stdout, Stream.STDOUT, on_line, budget)),
+            asyncio.ensure_future(read_lines(process.stderr, Stream.STDERR, on_line, budget)),
         ]
         try:
             if stdin is not None:
@@ -186,10 +182,10 @@ class Session:
         self.conn = conn
         self.process = process
         self.on_line: LineHandler = _ignore
-        budget = _Budget(None)
+        budget = Budget(None)
         self._pumps = [
-            asyncio.ensure_future(_pump(process.stdout, Stream.STDOUT, self._dispatch, budget)),
-            asyncio.ensure_future(_pump(process.stderr, Stream.STDERR, self._dispatch, budget)),
+            asyncio.ensure_future(read_lines(process.stdout, Stream.STDOUT, self._dispatch, budget)),
+            asyncio.ensure_future(read_lines(process.stderr, Stream.STDERR, self._dispatch, budget)),
         ]
         #: Done when the command's output has ended (it exited, or the connection is gone).
         self.ended: asyncio.Future[None] = asyncio.ensure_future(self._end())
@@ -221,57 +217,6 @@ class Session:
             for pump in self._pumps:
                 pump.cancel()
             await asyncio.gather(*self._pumps, return_exceptions=True)
-
-
-class _Budget:
-    """Bytes of output a command may still send before it is stopped (None: no limit)."""
-
-    def __init__(self, limit: int | None):
-        self.left = limit
-
-    def spend(self, n: int) -> None:
-        if self.left is None:
-            return
-        self.left -= n
-        if self.left < 0:
-            raise OutputTooLarge("the command printed more than its output limit")
-
-
-async def _pump(reader: asyncssh.SSHReader[bytes], stream: Stream, on_line: LineHandler, budget: _Budget) -> None:
-    """Read chunks, hand over complete lines, and cut a line longer than MAX_LINE without ever
-    stopping to read (a writer blocked on a full channel would hang its command)."""
-    line = bytearray()
-    cutting = False  # inside a line already cut: its rest is read and dropped
-    while True:
-        chunk = await reader.read(READ_CHUNK)
-        if not chunk:
-            if line:
-                await _deliver(on_line, stream, bytes(line))
-            return
-        budget.spend(len(chunk))
-        start = 0
-        while start < len(chunk):
-            end = chunk.find(b"\n", start)
-            piece = chunk[start:] if end < 0 else chunk[start:end]
-            start = len(chunk) if end < 0 else end + 1
-            if not cutting:
-                line += piece
-                if len(line) > MAX_LINE:
-                    await _deliver(on_line, stream, bytes(line[: MAX_LINE - len(CUT)]) + CUT)
-                    line.clear()
-                    cutting = True
-            if end >= 0:
-                if not cutting:
-                    await _deliver(on_line, stream, bytes(line))
-                line.clear()
-                cutting = False
-
-
-async def _deliver(on_line: LineHandler, stream: Stream, raw: bytes) -> None:
-    text = raw.decode("utf-8", "replace").rstrip("\r")
-    result = on_line(stream, text)
-    if result is not None:
-        await result
 
 
 def _lost(e: BaseException) -> RemoteError:
