@@ -10,13 +10,12 @@ from typing import Any
 
 import peewee
 
-from serverprep.service.domain import Options, Preparation, PrepChange, PrepState, StepChange, StepState
+from serverprep.service.domain import Options, Preparation, PrepChange, PrepState, StepChange, StepRecord, StepState
 from serverprep.service.errors import PreparationActive, PreparationNotFound, RequestIdReused
 from serverprep.service.store import rows
 from serverprep.service.store.database import Session, writes
 from serverprep.service.store.models import PreparationRow, ServerRow, StepRow
-from serverprep.service.store.servers import active_preparation_id
-from serverprep.service.store.servers import get as get_server
+from serverprep.service.store.servers import active_preparation_id, server_id
 
 
 def _by_request_id(server_id: int, request_id: str) -> PreparationRow | None:
@@ -31,8 +30,8 @@ def create(
 
     A known ``request_id`` returns the earlier preparation; an active one refuses.
     """
-    server = get_server(s, server_name)
-    if request_id and (earlier := _by_request_id(server.id, request_id)) is not None:
+    sid = server_id(server_name)
+    if request_id and (earlier := _by_request_id(sid, request_id)) is not None:
         return _same_request(get(s, earlier.id), options), False
     prep_id = uuid.uuid4().hex
     now = time.time()
@@ -40,7 +39,7 @@ def create(
         with s.database.atomic():
             PreparationRow.create(
                 id=prep_id,
-                server=server.id,
+                server=sid,
                 state=PrepState.PENDING.value,
                 options=rows.sealed_options(options, s.box),
                 request_id=request_id or None,
@@ -55,13 +54,16 @@ def create(
                 ]
             ).execute()
     except peewee.IntegrityError as e:
-        if request_id and (earlier := _by_request_id(server.id, request_id)) is not None:
+        if request_id and (earlier := _by_request_id(sid, request_id)) is not None:
             return _same_request(get(s, earlier.id), options), False
-        active = active_preparation_id(server.id)
+        active = active_preparation_id(sid)
         if active:
             raise PreparationActive(server_name, active) from e
         raise
-    return get(s, prep_id), True
+    # What was just written, without reading it back.
+    steps = [StepRecord(name) for name in step_names]
+    return Preparation(id=prep_id, server=server_name, server_id=sid, state=PrepState.PENDING, options=options, steps=steps,
+                       request_id=request_id, created_at=now, owner=owner), True
 
 
 def _same_request(earlier: Preparation, options: Options) -> Preparation:
@@ -87,10 +89,9 @@ def get(s: Session, prep_id: str, server_name: str | None = None) -> Preparation
 
 
 def latest(s: Session, server_name: str) -> Preparation:
-    server = get_server(s, server_name)
     row = (
         PreparationRow.select(PreparationRow.id)
-        .where(PreparationRow.server == server.id)
+        .where(PreparationRow.server == server_id(server_name))
         .order_by(PreparationRow.created_at.desc())
         .first()
     )
@@ -102,17 +103,16 @@ def latest(s: Session, server_name: str) -> Preparation:
 def find(s: Session, server_name: str, prep_id: str = "") -> Preparation:
     """A server's preparation by id, or its latest one."""
     if prep_id:
-        get_server(s, server_name)
+        server_id(server_name)
         return get(s, prep_id, server_name)
     return latest(s, server_name)
 
 
 def page(s: Session, server_name: str, limit: int, before: tuple[float, str] | None) -> list[Preparation]:
     """A server's preparations, newest first, from before the cursor (created_at, id)."""
-    server = get_server(s, server_name)
     query = (
         PreparationRow.select(PreparationRow.id)
-        .where(PreparationRow.server == server.id)
+        .where(PreparationRow.server == server_id(server_name))
         .order_by(PreparationRow.created_at.desc(), PreparationRow.id.desc())
         .limit(limit)
     )

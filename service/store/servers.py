@@ -39,6 +39,14 @@ def get(s: Session, name: str) -> Server:
     return rows.server(row, s.box)
 
 
+def server_id(name: str) -> int:
+    """The id of a server, without opening its secrets (for queries that need only that)."""
+    row = ServerRow.select(ServerRow.id).where(ServerRow.name == name).tuples().first()
+    if row is None:
+        raise ServerNotFound(f"no server named {name!r}", metadata={"server": name})
+    return int(row[0])
+
+
 def page(s: Session, limit: int, after: str = "") -> list[Server]:
     query = ServerRow.select().order_by(ServerRow.name).limit(limit)
     if after:
