@@ -245,7 +245,9 @@ def main(argv: list[str]) -> int:
     with procs.exclusive(), procs.guarded(args.timeout), tempfile.TemporaryDirectory(prefix="spb-logs-") as tmp, fleet_host(1) as host:
         (host.work / "producer.py").write_text(PRODUCER)
         (host.work / "producer.py").chmod(0o644)
-        with sprun.service(Path(tmp) / "data", 1) as svc:
+        # Every line the command prints must be stored: lift the per-preparation output cap above what a round prints.
+        cap = str(4 * args.lines * args.rounds + 100_000)
+        with sprun.service(Path(tmp) / "data", 1, "--max-log-lines", cap, "--max-log-bytes", str(200 * int(cap))) as svc:
             asyncio.run(sprun.register(svc.address, host, ["s0000"]))
             baseline = vm_field(svc.pid, "VmRSS")
             for rnd in range(args.rounds):

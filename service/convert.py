@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -183,7 +184,13 @@ def preparation_pb(p: Preparation) -> pb.Preparation:
     return message
 
 
+@functools.lru_cache(maxsize=4096)
 def log_entry_pb(e: LogEntry) -> pb.LogEntry:
+    """One entry as a message, made once for all the live readers that send it (entries are immutable)."""
+    return _log_entry_pb(e)
+
+
+def _log_entry_pb(e: LogEntry) -> pb.LogEntry:
     return pb.LogEntry(
         seq=e.seq,
         time=timestamp(e.time),
@@ -201,7 +208,8 @@ def by_size(entries: list[LogEntry], limit: int) -> Iterator[list[LogEntry]]:
     size = 0
     for entry in entries:
         # Text as UTF-8 (a replaced byte is 3 bytes), step name, and room for the other fields and tags.
-        cost = len(entry.text.encode()) + len(entry.step) + 64
+        text = entry.text
+        cost = (len(text) if text.isascii() else len(text.encode())) + len(entry.step) + 64
         if chunk and size + cost > limit:
             yield chunk
             chunk, size = [], 0

@@ -11,25 +11,14 @@ from dataclasses import dataclass
 from serverprep.service import metrics
 from serverprep.service.aio import run_to_end
 from serverprep.service.domain import MAX_LINE, LogEntry, PrepChange, PrepState, StepChange, StepState, Stream
-from serverprep.service.errors import PreparationNotFound, ServerprepError, ServiceUnavailable, StreamTooSlow
+from serverprep.service.errors import PreparationNotFound, ServerprepError, ServiceUnavailable
 from serverprep.service.store import Store
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.2
-
-
-class _Overflow:
-    """Queued in place of entries a subscriber was too slow to take."""
-
-
-class _Shutdown:
-    """Queued to every live reader when the service stops."""
-
-
-OVERFLOW = _Overflow()
-SHUTDOWN = _Shutdown()
-END = None
+#: Entries read (from memory or the database) per batch for a reader.
+READ_BATCH = 2000
 
 
 def _stopping(last: int) -> ServerprepError:
@@ -37,22 +26,6 @@ def _stopping(last: int) -> ServerprepError:
         f"serverprep is shutting down; reconnect and resume with after_seq={last}",
         metadata={"resume_after_seq": str(last)},
     )
-
-
-class Subscription:
-    def __init__(self, limit: int):
-        self.queue: asyncio.Queue[LogEntry | _Overflow | _Shutdown | None] = asyncio.Queue(limit + 2)
-        self.limit = limit
-
-    def offer(self, item: LogEntry | _Shutdown | None) -> bool:
-        """Queue an item; on overflow, replace the backlog with OVERFLOW and return False."""
-        if isinstance(item, LogEntry) and self.queue.qsize() >= self.limit:
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(OVERFLOW)
-            return False
-        self.queue.put_nowait(item)
-        return True
 
 
 @dataclass
@@ -81,7 +54,7 @@ class OutputBudget:
 class Journal:
     """The log of one active preparation."""
 
-    def __init__(self, prep_id: str, store: Store, last_seq: int, redact: Callable[[str], str], budget: OutputBudget):
+    def __init__(self, prep_id: str, store: Store, last_seq: int, redact: Callable[[str], str], budget: OutputBudget, keep: int):
         self.prep_id = prep_id
         self.store = store
         self.seq = last_seq
@@ -89,9 +62,17 @@ class Journal:
         self.budget = budget
         self._reported = 0
         self.pending: list[LogEntry] = []
-        self.inflight: list[LogEntry] = []
-        self.subscribers: set[Subscription] = set()
+        #: The newest entries (at least ``keep``, and every one not stored yet), for live readers:
+        #: one list for all of them, so a reader that does not read costs no memory.
+        self.window: list[LogEntry] = []
+        self.window_first = last_seq + 1
+        self.keep = keep
+        self.stored = last_seq
+        #: One event per live reader, set when entries arrive or the journal ends.
+        self.readers: set[asyncio.Event] = set()
         self.closed = False
+        #: True when the preparation ended (not when the service stops with it still to run).
+        self.ended = False
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{prep_id}")
@@ -125,12 +106,37 @@ class Journal:
             prep_state=prep_state,
         )
         self.pending.append(entry)
-        for sub in list(self.subscribers):
-            if not sub.offer(entry):
-                self.subscribers.discard(sub)
+        self.window.append(entry)
+        if len(self.window) > 2 * self.keep:
+            self._trim()
+        for wake in self.readers:
+            wake.set()
         if len(self.pending) == 1:
             self._wake.set()  # the flusher stores everything that arrives within FLUSH_INTERVAL
         return entry
+
+    def _trim(self) -> None:
+        """Forget the oldest entries beyond ``keep``, but never one that is not stored yet."""
+        cut = min(len(self.window) - self.keep, self.stored - self.window_first + 1)
+        if cut > 0:
+            del self.window[:cut]
+            self.window_first += cut
+
+    def since(self, after: int, limit: int) -> list[LogEntry] | None:
+        """Entries after ``after`` held in memory (at most ``limit``); None when they are older than
+        the window (stored: read them from the database)."""
+        if after + 1 < self.window_first:
+            return None
+        start = after + 1 - self.window_first
+        return self.window[start : start + limit]
+
+    def attach(self) -> asyncio.Event:
+        wake = asyncio.Event()
+        self.readers.add(wake)
+        return wake
+
+    def detach(self, wake: asyncio.Event) -> None:
+        self.readers.discard(wake)
 
     async def flush(self, *, step: StepChange | None = None, end: PrepChange | None = None) -> None:
         """Store pending entries (and a state change) in one transaction.
@@ -143,15 +149,14 @@ class Journal:
     async def _flush(self, step: StepChange | None, end: PrepChange | None) -> None:
         async with self._lock:
             batch, self.pending = self.pending, []
-            self.inflight = batch
             try:
                 await self.store.append_logs(self.prep_id, batch, step, end)
                 metrics.LOG_LINES.inc(len(batch))
             except BaseException:
                 self.pending[:0] = batch  # nothing is dropped because a write failed
                 raise
-            finally:
-                self.inflight = []
+            if batch:
+                self.stored = batch[-1].seq
 
     def report_dropped(self, step: str) -> None:
         """Say how much output was not stored since the last report (at the end of a step)."""
@@ -159,20 +164,6 @@ class Journal:
         if b.dropped_lines > self._reported:
             self.emit(step, Stream.EVENT, f"{b.dropped_lines - self._reported} lines of output were not stored (output limit)")
             self._reported = b.dropped_lines
-
-    def unflushed(self) -> list[LogEntry]:
-        return [*self.inflight, *self.pending]
-
-    def subscribe(self, limit: int) -> tuple[Subscription, list[LogEntry]]:
-        sub = Subscription(limit)
-        if self.closed:
-            sub.offer(END)
-        else:
-            self.subscribers.add(sub)
-        return sub, self.unflushed()
-
-    def unsubscribe(self, sub: Subscription) -> None:
-        self.subscribers.discard(sub)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -196,16 +187,16 @@ class Journal:
             pass
         if self.pending:
             await self.flush()
-        self.closed = True
-        for sub in list(self.subscribers):
-            sub.offer(END if ended else SHUTDOWN)
-        self.subscribers.clear()
+        self.closed, self.ended = True, ended
+        for wake in self.readers:
+            wake.set()
 
 
 class LogBus:
-    def __init__(self, store: Store, subscriber_limit: int, max_lines: int, max_bytes: int):
+    def __init__(self, store: Store, keep: int, max_lines: int, max_bytes: int):
         self.store = store
-        self.subscriber_limit = subscriber_limit
+        #: Entries each running preparation keeps in memory for live readers (a reader further behind reads the database).
+        self.keep = keep
         self.max_lines = max_lines
         self.max_bytes = max_bytes
         self.journals: dict[str, Journal] = {}
@@ -216,7 +207,7 @@ class LogBus:
         journal = self.journals.get(prep_id)
         if journal is None or journal.closed:
             budget = OutputBudget(self.max_lines, self.max_bytes, lines=stored[0], bytes=stored[1])
-            journal = Journal(prep_id, self.store, last_seq, redact, budget)
+            journal = Journal(prep_id, self.store, last_seq, redact, budget, self.keep)
             self.journals[prep_id] = journal
         return journal
 
@@ -229,71 +220,53 @@ class LogBus:
         """End every live stream with a status that says where to resume."""
         self.closing = True
         for journal in self.journals.values():
-            for sub in list(journal.subscribers):
-                sub.queue.put_nowait(SHUTDOWN)
+            for wake in journal.readers:
+                wake.set()
 
     async def follow(
         self, prep_id: str, after_seq: int, *, follow: bool = True, poll_interval: float = 0.5
     ) -> AsyncIterator[list[LogEntry]]:
         """Entries after ``after_seq``: stored ones first, then live ones until the end.
 
-        Subscribes before reading the store, then drops what it has already sent, so
-        an entry is neither lost nor repeated between the two.
+        A reader takes what it has not seen from the journal's window in memory, or from the
+        database when it is further behind than the window: it never misses or repeats an entry,
+        is never cut off for being slow, and costs no memory while it does not read.
         """
         journal = self.journals.get(prep_id) if follow else None
-        sub, unflushed = journal.subscribe(self.subscriber_limit) if journal else (None, [])
         last = after_seq
         metrics.LOG_READERS.inc()
         try:
-            while True:
-                rows = await self.store.read_logs(prep_id, last, 1000)
-                if not rows:
-                    break
-                last = rows[-1].seq
-                yield rows
-            extra = [e for e in unflushed if e.seq > last]
-            if extra:
-                last = extra[-1].seq
-                yield extra
-            if not follow:
+            if journal is None:
+                while rows := await self.store.read_logs(prep_id, last, READ_BATCH):
+                    last = rows[-1].seq
+                    yield rows
+                if follow:
+                    async for batch in self._poll(prep_id, last, poll_interval):
+                        last = batch[-1].seq
+                        yield batch
                 return
-            if sub is None:
-                async for batch in self._poll(prep_id, last, poll_interval):
-                    last = batch[-1].seq
-                    yield batch
-                return
-            while True:
-                item = await sub.queue.get()
-                batch: list[LogEntry] = []
+            wake = journal.attach()
+            try:
                 while True:
-                    if item is END:
-                        if batch:
-                            yield batch
-                        return
-                    if isinstance(item, _Shutdown):
-                        if batch:
-                            yield batch
+                    batch = journal.since(last, READ_BATCH)
+                    if batch is None:
+                        batch = await self.store.read_logs(prep_id, last, READ_BATCH)
+                    if batch:
+                        last = batch[-1].seq
+                        yield batch
+                        continue
+                    if journal.closed:
+                        if journal.ended:
+                            return
+                        raise _stopping(last)  # closed for a shutdown before the preparation ended
+                    if self.closing:
                         raise _stopping(last)
-                    if isinstance(item, _Overflow):
-                        if batch:
-                            yield batch
-                        raise StreamTooSlow(
-                            f"log reader fell more than {self.subscriber_limit} entries behind; "
-                            f"resume with after_seq={last}",
-                            metadata={"resume_after_seq": str(last)},
-                        )
-                    if item.seq > last:
-                        batch.append(item)
-                        last = item.seq
-                    if sub.queue.empty() or len(batch) >= 500:
-                        break
-                    item = sub.queue.get_nowait()
-                if batch:
-                    yield batch
+                    wake.clear()
+                    await wake.wait()
+            finally:
+                journal.detach(wake)
         finally:
             metrics.LOG_READERS.dec()
-            if journal is not None and sub is not None:
-                journal.unsubscribe(sub)
 
     async def _poll(self, prep_id: str, last: int, interval: float) -> AsyncIterator[list[LogEntry]]:
         """Follow a preparation this process does not run (another replica, or already over)."""

@@ -79,7 +79,8 @@ class Settings:
     shutdown_grace: float = _setting(20.0, env="SERVERPREP_SHUTDOWN_GRACE",
                                      help="seconds running steps get to finish on SIGTERM before they are interrupted")
     stream_backlog: int = _setting(10_000, env="SERVERPREP_STREAM_BACKLOG",
-                                   help="log entries a live reader may fall behind before it is cut off (it resumes)")
+                                   help="log entries each running preparation keeps in memory for live readers "
+                                        "(a reader further behind reads them from the database)")
     stream_message_bytes: int = _setting(
         1024 * 1024, env="SERVERPREP_STREAM_MESSAGE_BYTES",
         help="bytes of log entries in one StreamLogs message (a single entry always fits; clients accept 4 MiB by default)",

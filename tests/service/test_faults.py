@@ -245,7 +245,9 @@ def _rss_kb(pid):
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
-def test_a_stalled_log_reader_is_cut_off_and_memory_stays_bounded(tmp_path, sim):
+def test_a_stalled_log_reader_costs_no_memory_and_later_gets_everything(tmp_path, sim):
+    """A reader that does not read holds nothing in the service (readers share one bounded window of
+    recent entries); when it reads again it gets every entry, in order, from the database."""
     with service_process(tmp_path, "--stream-backlog", "1000") as (proc, address), Client(address) as client:
         register(client, sim)
         text = "x" * 200
@@ -260,16 +262,9 @@ def test_a_stalled_log_reader_is_cut_off_and_memory_stays_bounded(tmp_path, sim)
             time.sleep(0.1)
         print(f"\nstalled reader: service RSS {baseline / 1024:.0f} MiB before, peak {peak / 1024:.0f} MiB "
               f"while 60,000 lines (12 MB) streamed past it")
-        assert peak - baseline < 100 * 1024
-        received, error = [], None
-        try:
-            for response in stalled:
-                received.extend(e.seq for e in response.entries)
-        except grpc.RpcError as e:
-            error = e
-        assert error is not None and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        resumed = [e.seq for e in client.stream_logs("sim", prep.id, after_seq=received[-1] if received else 0, follow=False)]
-        assert sorted(set(received) | set(resumed)) == list(range(1, client.status("sim").last_seq + 1))
+        assert peak - baseline < 64 * 1024  # the same 12 MB with no reader at all: about +38 MiB
+        received = [e.seq for response in stalled for e in response.entries]
+        assert received == list(range(1, client.status("sim").last_seq + 1))
 
 
 def test_hostile_values_reach_a_real_shell_only_as_data(client, sim):
