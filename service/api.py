@@ -125,14 +125,18 @@ class PreparationService(pb_grpc.PreparationServiceServicer):
         convert.server_and_preparation(request)
         if request.after_seq < 0:
             raise InvalidArgument({"after_seq": "must not be negative"})
+        # Messages go out already encoded (see server.stream_logs_serializer): each entry is encoded
+        # once for all its live readers, and a message is a join of encoded entries.
         state = None
         async for prep, batch in self.preparations.logs(request.server, request.preparation_id, request.after_seq,
                                                         follow=not request.no_follow):
             state = state or prep.state
-            for chunk in convert.by_size(batch, self.message_bytes):
-                for entry in chunk:
+            at = 0
+            for chunk in convert.by_size([convert.log_entry_field(e) for e in batch], self.message_bytes):
+                for entry in batch[at : at + len(chunk)]:
                     state = entry.prep_state or state
-                yield pb.StreamLogsResponse(entries=[convert.log_entry_pb(e) for e in chunk], preparation_state=convert.PREP_STATE[state])
+                at += len(chunk)
+                yield convert.stream_logs_response(chunk, state)
 
     @_rpc
     async def Retry(self, request: pb.RetryRequest, context: grpc.aio.ServicerContext) -> pb.RetryResponse:

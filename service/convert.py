@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -184,13 +183,50 @@ def preparation_pb(p: Preparation) -> pb.Preparation:
     return message
 
 
-@functools.lru_cache(maxsize=4096)
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def log_entry_field(e: LogEntry) -> bytes:
+    """One entry encoded as field 1 (``entries``) of a StreamLogsResponse: a message is a join of these.
+
+    Encoded once and kept on the (immutable) entry, for every live reader that sends it.
+    """
+    wire: bytes | None = e.__dict__.get("_wire")
+    if wire is None:
+        data = log_entry_pb(e).SerializeToString()
+        wire = b"\n" + _varint(len(data)) + data
+        object.__setattr__(e, "_wire", wire)  # a cache beside the entry's fields, not one of them
+    return wire
+
+
+def stream_logs_response(fields: list[bytes], state: PrepState) -> bytes:
+    """The wire form of StreamLogsResponse(entries=..., preparation_state=state)."""
+    return b"".join(fields) + b"\x10" + _varint(PREP_STATE[state])
+
+
+def by_size(fields: list[bytes], limit: int) -> Iterator[list[bytes]]:
+    """Encoded entries in runs of at most ``limit`` bytes; one entry alone always passes."""
+    chunk: list[bytes] = []
+    size = 0
+    for field in fields:
+        if chunk and size + len(field) > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(field)
+        size += len(field)
+    if chunk:
+        yield chunk
+
+
 def log_entry_pb(e: LogEntry) -> pb.LogEntry:
-    """One entry as a message, made once for all the live readers that send it (entries are immutable)."""
-    return _log_entry_pb(e)
-
-
-def _log_entry_pb(e: LogEntry) -> pb.LogEntry:
     return pb.LogEntry(
         seq=e.seq,
         time=timestamp(e.time),
@@ -200,23 +236,6 @@ def _log_entry_pb(e: LogEntry) -> pb.LogEntry:
         step_state=STEP_STATE[e.step_state] if e.step_state else pb.STEP_STATE_UNSPECIFIED,
         preparation_state=PREP_STATE[e.prep_state] if e.prep_state else pb.PREPARATION_STATE_UNSPECIFIED,
     )
-
-
-def by_size(entries: list[LogEntry], limit: int) -> Iterator[list[LogEntry]]:
-    """Entries in runs whose messages stay under ``limit`` bytes; one entry alone always passes."""
-    chunk: list[LogEntry] = []
-    size = 0
-    for entry in entries:
-        # Text as UTF-8 (a replaced byte is 3 bytes), step name, and room for the other fields and tags.
-        text = entry.text
-        cost = (len(text) if text.isascii() else len(text.encode())) + len(entry.step) + 64
-        if chunk and size + cost > limit:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(entry)
-        size += cost
-    if chunk:
-        yield chunk
 
 
 def plan_pb(plan: dict[str, Any]) -> pb.PlanResponse:

@@ -40,7 +40,7 @@ class OutputBudget:
     dropped_bytes: int = 0
 
     def admit(self, text: str) -> bool:
-        size = len(text.encode())
+        size = len(text) if text.isascii() else len(text.encode())
         if self.lines < self.max_lines and self.bytes + size <= self.max_bytes:
             self.lines += 1
             self.bytes += size
@@ -68,8 +68,8 @@ class Journal:
         self.window_first = last_seq + 1
         self.keep = keep
         self.stored = last_seq
-        #: One event per live reader, set when entries arrive or the journal ends.
-        self.readers: set[asyncio.Event] = set()
+        #: Resolved when entries arrive or the journal ends; made anew when a reader waits again.
+        self._changed: asyncio.Future[None] | None = None
         self.closed = False
         #: True when the preparation ended (not when the service stops with it still to run).
         self.ended = False
@@ -109,8 +109,9 @@ class Journal:
         self.window.append(entry)
         if len(self.window) > 2 * self.keep:
             self._trim()
-        for wake in self.readers:
-            wake.set()
+        if self._changed is not None:
+            self._changed.set_result(None)
+            self._changed = None
         if len(self.pending) == 1:
             self._wake.set()  # the flusher stores everything that arrives within FLUSH_INTERVAL
         return entry
@@ -130,13 +131,16 @@ class Journal:
         start = after + 1 - self.window_first
         return self.window[start : start + limit]
 
-    def attach(self) -> asyncio.Event:
-        wake = asyncio.Event()
-        self.readers.add(wake)
-        return wake
+    def changed(self) -> asyncio.Future[None]:
+        """A future that is done when the journal next changes (one for all its live readers)."""
+        if self._changed is None:
+            self._changed = asyncio.get_running_loop().create_future()
+        return self._changed
 
-    def detach(self, wake: asyncio.Event) -> None:
-        self.readers.discard(wake)
+    def wake_readers(self) -> None:
+        if self._changed is not None:
+            self._changed.set_result(None)
+            self._changed = None
 
     async def flush(self, *, step: StepChange | None = None, end: PrepChange | None = None) -> None:
         """Store pending entries (and a state change) in one transaction.
@@ -188,8 +192,7 @@ class Journal:
         if self.pending:
             await self.flush()
         self.closed, self.ended = True, ended
-        for wake in self.readers:
-            wake.set()
+        self.wake_readers()
 
 
 class LogBus:
@@ -220,8 +223,7 @@ class LogBus:
         """End every live stream with a status that says where to resume."""
         self.closing = True
         for journal in self.journals.values():
-            for wake in journal.readers:
-                wake.set()
+            journal.wake_readers()
 
     async def follow(
         self, prep_id: str, after_seq: int, *, follow: bool = True, poll_interval: float = 0.5
@@ -245,26 +247,21 @@ class LogBus:
                         last = batch[-1].seq
                         yield batch
                 return
-            wake = journal.attach()
-            try:
-                while True:
-                    batch = journal.since(last, READ_BATCH)
-                    if batch is None:
-                        batch = await self.store.read_logs(prep_id, last, READ_BATCH)
-                    if batch:
-                        last = batch[-1].seq
-                        yield batch
-                        continue
-                    if journal.closed:
-                        if journal.ended:
-                            return
-                        raise _stopping(last)  # closed for a shutdown before the preparation ended
-                    if self.closing:
-                        raise _stopping(last)
-                    wake.clear()
-                    await wake.wait()
-            finally:
-                journal.detach(wake)
+            while True:
+                batch = journal.since(last, READ_BATCH)
+                if batch is None:
+                    batch = await self.store.read_logs(prep_id, last, READ_BATCH)
+                if batch:
+                    last = batch[-1].seq
+                    yield batch
+                    continue
+                if journal.closed:
+                    if journal.ended:
+                        return
+                    raise _stopping(last)  # closed for a shutdown before the preparation ended
+                if self.closing:
+                    raise _stopping(last)
+                await asyncio.shield(journal.changed())  # shielded: one reader leaving must not cancel it for all
         finally:
             metrics.LOG_READERS.dec()
 

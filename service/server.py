@@ -68,7 +68,7 @@ class Service:
             interceptors.append(TokenInterceptor(s.token))
         server = self.server = grpc.aio.server(interceptors=interceptors, options=server_options(s))
         servers_pb2_grpc.add_ServerServiceServicer_to_server(ServerService(Servers(self.store)), server)
-        preparations_pb2_grpc.add_PreparationServiceServicer_to_server(PreparationService(self.preparations, s.stream_message_bytes), server)
+        _add_preparation_service(server, PreparationService(self.preparations, s.stream_message_bytes))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         enable_reflection(server, (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
         await self.replicas.claim()
@@ -131,6 +131,34 @@ async def serve(settings: Settings) -> None:
     await stop.wait()
     log.info("stopping: running steps get %.0f s to finish", settings.shutdown_grace)
     await service.stop()
+
+
+class _Handlers:
+    """Stands in for a server to take the method handlers the generated code registers."""
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.service, self.handlers = service, handlers
+
+
+def stream_logs_serializer(response: bytes | preparations_pb2.StreamLogsResponse) -> bytes:
+    """StreamLogs sends messages it encoded itself (bytes); a message object is encoded as usual."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def _add_preparation_service(server: grpc.aio.Server, servicer: PreparationService) -> None:
+    """The generated registration, with StreamLogs' messages passed through already encoded."""
+    taken = _Handlers()
+    preparations_pb2_grpc.add_PreparationServiceServicer_to_server(servicer, taken)
+    handlers = dict(taken.handlers)
+    logs = handlers["StreamLogs"]
+    handlers["StreamLogs"] = grpc.unary_stream_rpc_method_handler(
+        logs.unary_stream, request_deserializer=logs.request_deserializer, response_serializer=stream_logs_serializer
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(taken.service, handlers),))
+    server.add_registered_method_handlers(taken.service, handlers)
 
 
 def _version(package: str) -> str:
