@@ -201,7 +201,13 @@ def log_entry_field(e: LogEntry) -> bytes:
     """
     wire: bytes | None = e.__dict__.get("_wire")
     if wire is None:
-        data = log_entry_pb(e).SerializeToString()
+        seconds = int(e.time)
+        data = pb.LogEntry(
+            seq=e.seq, time=timestamp_pb2.Timestamp(seconds=seconds, nanos=int((e.time - seconds) * 1e9)), step=e.step,
+            stream=LOG_STREAM[e.stream.value], text=e.text,
+            step_state=STEP_STATE[e.step_state] if e.step_state else 0,
+            preparation_state=PREP_STATE[e.prep_state] if e.prep_state else 0,
+        ).SerializeToString()
         wire = b"\n" + _varint(len(data)) + data
         object.__setattr__(e, "_wire", wire)  # a cache beside the entry's fields, not one of them
     return wire

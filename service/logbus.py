@@ -67,6 +67,7 @@ class Journal:
         self.window: list[LogEntry] = []
         self.window_first = last_seq + 1
         self.keep = keep
+        self._trim_at = 2 * keep
         self.stored = last_seq
         #: Resolved when entries arrive or the journal ends; made anew when a reader waits again.
         self._changed: asyncio.Future[None] | None = None
@@ -107,7 +108,7 @@ class Journal:
         )
         self.pending.append(entry)
         self.window.append(entry)
-        if len(self.window) > 2 * self.keep:
+        if len(self.window) > self._trim_at:
             self._trim()
         if self._changed is not None:
             self._changed.set_result(None)
@@ -122,6 +123,8 @@ class Journal:
         if cut > 0:
             del self.window[:cut]
             self.window_first += cut
+        # Next time when half a window more has come (not at every entry while the database catches up).
+        self._trim_at = len(self.window) + max(self.keep // 2, 1)
 
     def since(self, after: int, limit: int) -> list[LogEntry] | None:
         """Entries after ``after`` held in memory (at most ``limit``); None when they are older than
