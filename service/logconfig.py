@@ -29,6 +29,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
+class _ClientWentAway(logging.Filter):
+    """grpc logs an error with a traceback when a client closes a stream while a message is being
+    written to it (StreamLogs followers that stop following): an everyday event, not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "ExecuteBatchError" not in record.getMessage()
+
+
 def configure(level: str, fmt: str) -> None:
     """Set up the root logger once, on standard error."""
     handler = logging.StreamHandler(sys.stderr)
@@ -41,3 +49,4 @@ def configure(level: str, fmt: str) -> None:
     root.setLevel(level)
     # asyncssh logs every command line at INFO: too much for an operator, and not its business.
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    handler.addFilter(_ClientWentAway())

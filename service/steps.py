@@ -131,7 +131,11 @@ class Agent:
                 early.append(text)
 
         session.on_line = on_line
-        await asyncio.wait([started, session.ended], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait([started, session.ended], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            await asyncio.shield(session.close(timeout=1))
+            raise
         if started.done():
             return cls(session, marker, refs, privileged)
         code = await session.close(timeout=1)
