@@ -17,8 +17,10 @@ from serverprep.v1 import preparations_pb2, servers_pb2
 REPO = Path(__file__).resolve().parents[2]
 PROTO = REPO / "proto"
 BUF = shutil.which("buf") or str(Path(sys.executable).parent / "buf")
-#: The commit proto/releases/v0.1.0.binpb was made from (proto/releases/README.md).
-V0_1_0 = "1413757910f6c705c81d2ad5f759b694512fdc27"
+#: The commit each release image was made from (proto/releases/README.md).
+RELEASES = {"v0.1.0": "1413757910f6c705c81d2ad5f759b694512fdc27", "v0.2.0": "510592c8ac20e1f5ab71c6fc46a79dba9929e7c5"}
+#: The newest release image: the one buf.yaml's FILE rules are checked against.
+LAST = max(RELEASES, key=lambda tag: tuple(int(n) for n in tag[1:].split(".")))
 API_FILES = ["serverprep/v1/preparations.proto", "serverprep/v1/servers.proto"]
 VENDORED = ["google/rpc/status.proto", "google/rpc/error_details.proto", "grpc/health/v1/health.proto",
             "grpc/reflection/v1/reflection.proto", "grpc/reflection/v1alpha/reflection.proto"]
@@ -49,8 +51,12 @@ def test_buf_lists_the_api_and_the_vendored_files():
     assert sorted(buf("ls-files").stdout.split()) == sorted(API_FILES + VENDORED)
 
 
+def test_every_release_image_is_listed_here():
+    assert sorted(p.stem for p in (PROTO / "releases").glob("*.binpb")) == sorted(RELEASES)
+
+
 def test_buf_breaking_against_the_last_release():
-    out = buf("breaking", "--against", "releases/v0.1.0.binpb")
+    out = buf("breaking", "--against", f"releases/{LAST}.binpb")
     assert (out.returncode, out.stdout, out.stderr) == (0, "", ""), out
     # And as ./dev test runs it: FILE against the newest release, WIRE_JSON against every one.
     out = subprocess.run([sys.executable, "proto/generate.py", "--breaking"], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -64,27 +70,29 @@ def _copy_of_proto(tmp_path: Path) -> Path:
 
 
 def test_buf_breaking_and_lint_do_fail(tmp_path):
-    """The checks above can fail: a renumbered field breaks v0.1.0, an enum without a zero _UNSPECIFIED fails lint."""
+    """The checks above can fail: a renumbered field breaks the last release, an enum without a zero _UNSPECIFIED fails lint."""
     copy = _copy_of_proto(tmp_path)
     servers = copy / "serverprep" / "v1" / "servers.proto"
     servers.write_text(servers.read_text().replace("string host_key_fingerprint = 6;", "string host_key_fingerprint = 16;"))
     servers.write_text(servers.read_text() + "\nenum Colour {\n  RED = 0;\n}\n")
-    broken = buf("breaking", "--against", "releases/v0.1.0.binpb", cwd=copy)
+    broken = buf("breaking", "--against", f"releases/{LAST}.binpb", cwd=copy)
     assert broken.returncode != 0 and 'field "6" with name "host_key_fingerprint"' in broken.stdout, broken
     lint = buf("lint", cwd=copy)
     assert lint.returncode != 0 and 'Enum zero value name "RED" should be suffixed with "_UNSPECIFIED"' in lint.stdout, lint
 
 
-def test_release_image_is_the_api_at_the_release_commit(tmp_path):
-    if subprocess.run(["git", "cat-file", "-e", f"{V0_1_0}^{{commit}}"], cwd=REPO, capture_output=True).returncode != 0:
-        pytest.skip(f"commit {V0_1_0} is not in this clone (shallow?)")
-    out = tmp_path / "v0.1.0.binpb"
+@pytest.mark.parametrize("tag", sorted(RELEASES))
+def test_release_image_is_the_api_at_the_release_commit(tmp_path, tag):
+    commit = RELEASES[tag]
+    if subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO, capture_output=True).returncode != 0:
+        pytest.skip(f"commit {commit} is not in this clone (shallow?)")
+    out = tmp_path / f"{tag}.binpb"
     result = subprocess.run(
-        [sys.executable, "proto/generate.py", "--release-image", "v0.1.0", "--ref", V0_1_0, "--output", str(out)],
+        [sys.executable, "proto/generate.py", "--release-image", tag, "--ref", commit, "--output", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result
-    assert out.read_bytes() == (PROTO / "releases" / "v0.1.0.binpb").read_bytes()
+    assert out.read_bytes() == (PROTO / "releases" / f"{tag}.binpb").read_bytes()
 
 
 def test_protoc_with_only_proto_and_well_known_types_is_clean(tmp_path):
