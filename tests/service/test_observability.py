@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.request
 
 import pytest
@@ -16,6 +17,7 @@ from serverprep.clients.client import Client, ServerprepClientError
 from serverprep.v1 import preparations_pb2 as pb
 
 pytestmark = pytest.mark.sshd
+UNAUTHENTICATED_STATUS = '{code="UNAUTHENTICATED",method="PreparationService/Status"}'
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -40,14 +42,18 @@ def test_metrics_and_json_logs_tell_what_happened(tmp_path, sim):
             list(client.stream_logs("sim", failed.id, follow=False))
         with Client(address, token="intruder-token-0815") as intruder, pytest.raises(ServerprepClientError):
             intruder.status("sim")
-        m = scrape(port)
+        # A refused call's status reaches the client before the service has counted the call (grpc sends an
+        # abort's status at once): wait until the count shows, as a scraper a moment later would see it.
+        deadline = time.monotonic() + 10
+        while "serverprep_rpc_requests_total" + UNAUTHENTICATED_STATUS not in (m := scrape(port)) and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert ok.state == pb.PREPARATION_STATE_SUCCEEDED and failed.state == pb.PREPARATION_STATE_FAILED
     assert m['serverprep_preparations_total{driver="apt",reason="",state="SUCCEEDED"}'] == 1
     assert m['serverprep_preparations_total{driver="apt",reason="STEP_FAILED",state="FAILED"}'] == 1
     assert m['serverprep_step_duration_seconds_count{result="FAILED",step="install_docker"}'] == 1
     assert m['serverprep_step_duration_seconds_count{result="SUCCEEDED",step="verify_docker"}'] == 1
     assert m['serverprep_rpc_requests_total{code="OK",method="PreparationService/Prepare"}'] == 2
-    assert m['serverprep_rpc_requests_total{code="UNAUTHENTICATED",method="PreparationService/Status"}'] == 1
+    assert m["serverprep_rpc_requests_total" + UNAUTHENTICATED_STATUS] == 1
     assert m['serverprep_rpc_rejected_total{reason="UNAUTHENTICATED"}'] == 1
     assert m["serverprep_ssh_connect_seconds_count"] == 3  # facts+steps, verify_docker; then facts+steps of the failed one
     assert m["serverprep_log_lines_stored_total"] > 20
