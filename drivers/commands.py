@@ -78,10 +78,12 @@ class Shell:
     """A fixed shell snippet written by a driver; every variable part goes in ``args``.
 
     ``args`` become the snippet's positional parameters (``"$1"``, ``"$@"``), so text
-    that came from a user or a server is quoted once, here, and never spliced in.
+    that came from a user or a server is quoted once, here, and never spliced in. It runs in a
+    subshell of the step's shell (its variables, ``cd`` and ``exit`` stay inside; ``$0`` is not
+    its own): a fork, not a new shell program to load, for every check and snippet.
 
     >>> Shell('id -nG "$1" | grep -qw docker', args=("alice",)).render()
-    'sh -c \\'id -nG "$1" | grep -qw docker\\' sh alice'
+    '(set -- alice; id -nG "$1" | grep -qw docker\\n)'
     """
 
     script: str
@@ -93,7 +95,20 @@ class Shell:
         object.__setattr__(self, "args", tuple(self.args))
 
     def render(self, refs: SecretRefs | None = None) -> str:
-        return Command(("sh", "-c", self.script, "sh", *self.args), env=self.env).render(refs)
+        """Shell text that runs the snippet. The script that holds it is a command line on the
+        server (``sh -c``), so a secret may be in ``env`` (set from its variable), never in ``args``."""
+        for arg in self.args:
+            if _holds_secret(arg, refs):
+                raise ValueError("a shell snippet's argument holds a secret, which would be in a command line; pass it in env")
+        parts = []
+        for name, value in sorted(self.env.items()):
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+            parts.append(f"export {name}={quote(value, refs)}")
+        if self.args:
+            parts.append(" ".join(["set --", *(shlex.quote(a) for a in self.args)]))
+        # The newline ends a comment on the snippet's last line before the subshell closes.
+        return "(" + "; ".join([*parts, self.script]) + "\n)"
 
     def display(self) -> str:
         return self.description or mask_credentials(self.render())

@@ -45,21 +45,23 @@ def facts_script(marker: str, probes: Sequence[Probe] = ()) -> str:
         f'echo "$M probe {p.name}"; ( {p.command.render()} ) </dev/null 2>/dev/null; rc=$?; echo; echo "$M probe-end {p.name} $rc"'
         for p in probes
     ]
+    # Each answer follows its marker on the same line (printf, then the tool, then a newline for a
+    # tool that printed none): no command substitution, so no subshell per fact. What the tools print
+    # is bounded by the caller (facts_max_bytes), and the last marker names the tool that overflowed.
     return "\n".join(
         [
             f"M={m}",
-            # Each answer is cut short on the server: a tool that prints without end costs nothing.
             'echo "$M os-release"',
-            "{ cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; } | head -c 65536",
+            "cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null",
             "echo",
             'echo "$M end-os-release"',
-            'echo "$M machine $(uname -m | head -c 256)"',
-            'echo "$M uid $(id -u | head -c 256)"',
-            'echo "$M user $(id -un | head -c 256)"',
+            "printf '%s machine ' \"$M\"; uname -m 2>/dev/null; echo",
+            "printf '%s uid ' \"$M\"; id -u 2>/dev/null; echo",
+            "printf '%s user ' \"$M\"; id -un 2>/dev/null; echo",
             f'for c in {programs}; do command -v "$c" >/dev/null 2>&1 && echo "$M has $c"; done',
-            'command -v dpkg >/dev/null 2>&1 && echo "$M dpkg-arch $(dpkg --print-architecture 2>/dev/null | head -c 256)"',
-            'command -v docker >/dev/null 2>&1 && echo "$M docker $(docker --version 2>/dev/null | head -c 256)"',
-            'command -v dnf >/dev/null 2>&1 && echo "$M dnf $(dnf --version 2>/dev/null | head -n 1 | head -c 256)"',
+            "command -v dpkg >/dev/null 2>&1 && { printf '%s dpkg-arch ' \"$M\"; dpkg --print-architecture 2>/dev/null; echo; }",
+            "command -v docker >/dev/null 2>&1 && { printf '%s docker ' \"$M\"; docker --version 2>/dev/null; echo; }",
+            "command -v dnf >/dev/null 2>&1 && { printf '%s dnf ' \"$M\"; dnf --version 2>/dev/null; echo; }",
             *probe_lines,
             "exit 0",
         ]
@@ -120,6 +122,23 @@ def parse_facts(lines: list[str], marker: str) -> Facts:
     )
 
 
+#: The tool behind each fact, to name the one whose answer had no end.
+_FACT_TOOLS = {"os-release": "cat /etc/os-release", "end-os-release": "uname -m", "machine": "uname -m", "uid": "id -u",
+               "user": "id -un", "dpkg-arch": "dpkg --print-architecture", "docker": "docker --version", "dnf": "dnf --version"}
+
+
+def facts_overflow(lines: list[str], marker: str, max_bytes: int) -> FactsFailed:
+    """The error for facts that printed more than ``max_bytes``, naming the tool that was answering."""
+    last = next((line[len(marker):].strip() for line in reversed(lines) if line.startswith(marker)), "")
+    key, _, value = last.partition(" ")
+    what = f"the probe {value.split(' ')[0]!r}" if key == "probe" else _FACT_TOOLS.get(key)
+    if what is None:
+        return FactsFailed(f"gathering facts printed more than {max_bytes} bytes; the server's tools answer strangely")
+    sample = f" with {value[:60]!r}…" if value and key != "probe" else ""
+    return FactsFailed(f"the server answered {what}{sample} and more than {max_bytes} bytes in all; its tools answer strangely",
+                       metadata={"fact": key})
+
+
 def secret_refs(secrets: Sequence[str]) -> dict[str, str]:
     """A shell variable for each secret the step's commands use (see drivers.commands.quote)."""
     return {value: f"SERVERPREP_SECRET_{i}" for i, value in enumerate(dict.fromkeys(v for v in secrets if v), 1)}
@@ -163,33 +182,39 @@ def agent_script(marker: str, refs: SecretRefs | None = None) -> str:
 
     It reads the secrets once (after a ``MARKER secrets`` line, which also skips the sudo password
     line when sudo did not read it), says ``MARKER agent PID``, then for each ``MARKER step N``
-    line reads N bytes of script and runs it in its own process group (setsid), with the secrets on
-    the script's standard input, and says ``MARKER done STATUS``. It ends with its input. One
-    session and one sudo serve every step of a preparation.
+    request reads the script's lines up to ``MARKER end`` and runs it in its own process group
+    (setsid), with the secrets on the script's standard input, and says ``MARKER done STATUS``.
+    It ends with its input. One session and one sudo serve every step of a preparation, and
+    reading a step costs no process: ``read`` and the here-document are the shell's own.
     """
     m = shlex.quote(marker)
     names = list((refs or {}).values())
-    # printf is a shell builtin: the secrets go down the pipe, in no process's arguments.
-    feed = ("printf '%s\\n'" + "".join(f' "${{{name}}}"' for name in names)) if names else ":"
-    lines = [
+    # A here-document is the shell's own pipe: the secrets go down it, in no process's arguments
+    # (expanded values are never expanded again). Its lines stand at the start of the line.
+    feed = ["$M secrets", *(f"${{{name}}}" for name in names)]
+    return "\n".join([
         f"M={m}",
         'while IFS= read -r l; do [ "$l" = "$M secrets" ] && break; done',
         *(f"IFS= read -r {name}" for name in names),
         'echo "$M agent $$"',
         "while IFS= read -r l; do",
         '  case "$l" in "$M step "*) ;; *) continue ;; esac',
-        '  n=${l#"$M step "}',
-        '  s=$(dd bs=1 count="$n" 2>/dev/null)',
-        f'  {{ echo "$M secrets"; {feed}; }} | setsid -w sh -c "$s"',
+        "  s=",
+        '  while IFS= read -r l && [ "$l" != "$M end" ]; do s="$s$l',
+        '"; done',
+        '  setsid -w sh -c "$s" <<SERVERPREP_SECRETS',
+        *feed,
+        "SERVERPREP_SECRETS",
         '  echo "$M done $?"',
         "done",
-    ]
-    return "\n".join(lines)
+    ])
 
 
 def agent_request(marker: str, script: str) -> str:
-    """What to write to an agent so that it runs ``script``."""
-    return f"{marker} step {len(script.encode())}\n{script}"
+    """What to write to an agent so that it runs ``script`` (its lines, then an end line no
+    script line can be: the agent's marker is unguessable)."""
+    body = script if script.endswith("\n") else script + "\n"
+    return f"{marker} step {len(body.encode())}\n{body}{marker} end\n"
 
 
 def secrets_input(marker: str, refs: SecretRefs | None) -> str:
@@ -262,22 +287,27 @@ def invoke(script: str, *, privileged: bool, sudo_password: str = "", stdin: str
     """
     inner = ["setsid", "-w", "sh", "-c", script]
     if not privileged:
-        return Invocation(shlex.join(inner), stdin=stdin or None)
+        return Invocation(_exec(inner), stdin=stdin or None)
     # LC_ALL=C: sudo's refusals are then the same words in every locale (see sudo_refusal).
     if sudo_password:
-        return Invocation(shlex.join(["env", "LC_ALL=C", "sudo", "-S", "-p", "", "-k", "--", *inner]), stdin=sudo_password + "\n" + stdin)
-    return Invocation(shlex.join(["env", "LC_ALL=C", "sudo", "-n", "--", *inner]), stdin=stdin or None)
+        return Invocation(_exec(["env", "LC_ALL=C", "sudo", "-S", "-p", "", "-k", "--", *inner]), stdin=sudo_password + "\n" + stdin)
+    return Invocation(_exec(["env", "LC_ALL=C", "sudo", "-n", "--", *inner]), stdin=stdin or None)
+
+
+def _exec(argv: list[str]) -> str:
+    """The command line for the login shell: ``exec``, so that it does not stay as one more process."""
+    return "exec " + shlex.join(argv)
 
 
 def invoke_agent(script: str, *, privileged: bool, sudo_password: str = "", stdin: str = "") -> Invocation:
     """Start an agent (agent_script): through sudo when the steps need root, never in a new process
     group of its own (each step makes one)."""
     if not privileged:
-        return Invocation(shlex.join(["sh", "-c", script]), stdin=stdin or None)
+        return Invocation(_exec(["sh", "-c", script]), stdin=stdin or None)
     if sudo_password:
-        return Invocation(shlex.join(["env", "LC_ALL=C", "sudo", "-S", "-p", "", "-k", "--", "sh", "-c", script]),
+        return Invocation(_exec(["env", "LC_ALL=C", "sudo", "-S", "-p", "", "-k", "--", "sh", "-c", script]),
                           stdin=sudo_password + "\n" + stdin)
-    return Invocation(shlex.join(["env", "LC_ALL=C", "sudo", "-n", "--", "sh", "-c", script]), stdin=stdin or None)
+    return Invocation(_exec(["env", "LC_ALL=C", "sudo", "-n", "--", "sh", "-c", script]), stdin=stdin or None)
 
 
 def sudo_refusal(stderr: list[str]) -> tuple[str, str]:

@@ -62,7 +62,7 @@ async def gather_facts(
     except StepTimeout as e:
         raise FactsFailed(f"gathering facts took longer than {timeout:.0f} s") from e
     except OutputTooLarge as e:
-        raise FactsFailed(f"gathering facts printed more than {max_bytes} bytes; the server's tools answer strangely") from e
+        raise remote.facts_overflow(lines, marker, max_bytes) from e
     if code != 0:
         raise FactsFailed(f"gathering facts exited with {code}", metadata={"exit_code": str(code)})
     return remote.parse_facts(lines, marker)

@@ -81,9 +81,9 @@ def test_invoke_keeps_the_sudo_password_out_of_the_command_line():
     inv = remote.invoke("echo hi", privileged=True, sudo_password="hunter2-secret")
     assert "hunter2" not in inv.command
     assert inv.stdin == "hunter2-secret\n"
-    assert inv.command.startswith("env LC_ALL=C sudo -S -p '' -k -- setsid -w sh -c")
-    assert remote.invoke("echo hi", privileged=True).command.startswith("env LC_ALL=C sudo -n -- ")
-    assert remote.invoke("echo hi", privileged=False).command.startswith("setsid -w ")
+    assert inv.command.startswith("exec env LC_ALL=C sudo -S -p '' -k -- setsid -w sh -c")
+    assert remote.invoke("echo hi", privileged=True).command.startswith("exec env LC_ALL=C sudo -n -- ")
+    assert remote.invoke("echo hi", privileged=False).command.startswith("exec setsid -w ")
 
 
 def test_facts_script_runs_and_parses_on_this_machine():
