@@ -131,12 +131,8 @@ class PreparationService(pb_grpc.PreparationServiceServicer):
         async for prep, batch in self.preparations.logs(request.server, request.preparation_id, request.after_seq,
                                                         follow=not request.no_follow):
             state = state or prep.state
-            at = 0
-            for chunk in convert.by_size([convert.log_entry_field(e) for e in batch], self.message_bytes):
-                for entry in batch[at : at + len(chunk)]:
-                    state = entry.prep_state or state
-                at += len(chunk)
-                yield convert.stream_logs_response(chunk, state)
+            for message, state in convert.stream_logs_messages(batch, state, self.message_bytes):
+                yield message
 
     @_rpc
     async def Retry(self, request: pb.RetryRequest, context: grpc.aio.ServicerContext) -> pb.RetryResponse:

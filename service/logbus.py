@@ -17,6 +17,9 @@ from serverprep.service.store import Store
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.2
+#: Pending entries that are stored at once, without waiting for the rest of FLUSH_INTERVAL: a
+#: command that prints fast fills a batch long before the interval ends.
+FLUSH_EARLY = 2000
 #: Entries read (from memory or the database) per batch for a reader.
 READ_BATCH = 2000
 
@@ -76,6 +79,7 @@ class Journal:
         self.ended = False
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{prep_id}")
 
     def emit(
@@ -115,6 +119,8 @@ class Journal:
             self._changed = None
         if len(self.pending) == 1:
             self._wake.set()  # the flusher stores everything that arrives within FLUSH_INTERVAL
+        elif len(self.pending) == FLUSH_EARLY:
+            self._full.set()  # ... or as soon as a batch is full
         return entry
 
     def _trim(self) -> None:
@@ -176,12 +182,19 @@ class Journal:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await asyncio.sleep(FLUSH_INTERVAL)
+            if len(self.pending) < FLUSH_EARLY:
+                try:
+                    async with asyncio.timeout(FLUSH_INTERVAL):
+                        await self._full.wait()
+                except TimeoutError:
+                    pass
+            self._full.clear()
             if self.pending:
                 try:
                     await self.flush()
                 except ServerprepError as e:
                     log.error("cannot store log lines of %s: %s (will retry)", self.prep_id, e)
+                    await asyncio.sleep(FLUSH_INTERVAL)  # not at once, however much is pending
                     self._wake.set()
 
     async def close(self, *, ended: bool = True) -> None:

@@ -1,0 +1,67 @@
+"""StreamLogs messages built from encoded entries: byte limits, order, states, shared encoding.
+
+Proves the packing against protobuf's own parser; the service tests prove it over a real
+gRPC stream (tests/service/test_attacks.py, the huge-line log).
+"""
+
+from __future__ import annotations
+
+import time
+
+from serverprep.service import convert
+from serverprep.service.domain import LogEntry, PrepState, StepState, Stream
+from serverprep.v1 import preparations_pb2 as pb
+
+
+def entries(n: int, text: str = "x" * 90) -> list[LogEntry]:
+    return [LogEntry(seq=i, time=time.time(), step="update_packages", stream=Stream.STDOUT, text=f"{text} {i}")
+            for i in range(1, n + 1)]
+
+
+def decode(messages: list[tuple[bytes, PrepState]]) -> list[pb.StreamLogsResponse]:
+    return [pb.StreamLogsResponse.FromString(wire) for wire, _ in messages]
+
+
+def test_a_batch_under_the_limit_is_one_message_equal_to_protobufs_own_encoding():
+    batch = entries(50)
+    messages = list(convert.stream_logs_messages(batch, PrepState.RUNNING, 1 << 20))
+    assert len(messages) == 1
+    expected = pb.StreamLogsResponse(entries=[convert.log_entry_pb(e) for e in batch],
+                                      preparation_state=pb.PREPARATION_STATE_RUNNING)
+    assert messages[0][0] == expected.SerializeToString()
+
+
+def test_messages_stay_under_the_limit_keep_every_entry_in_order_and_let_a_large_one_pass_alone():
+    batch = entries(300)
+    batch[100] = LogEntry(seq=101, time=time.time(), step="update_packages", stream=Stream.STDERR, text="y" * 5000)
+    limit = 2000
+    messages = list(convert.stream_logs_messages(batch, PrepState.RUNNING, limit))
+    decoded = decode(messages)
+    assert [e.seq for m in decoded for e in m.entries] == [e.seq for e in batch]
+    for (wire, _), message in zip(messages, decoded, strict=True):
+        assert len(message.entries) == 1 or len(wire) <= limit + 3  # + the state field
+    assert any(len(m.entries) == 1 and m.entries[0].seq == 101 for m in decoded)
+    assert len(messages) > 10
+
+
+def test_each_message_carries_the_state_after_its_last_entry():
+    batch = entries(40)
+    batch[9] = LogEntry(seq=10, time=time.time(), step="", stream=Stream.EVENT, text="preparation FAILED",
+                        step_state=StepState.FAILED, prep_state=PrepState.FAILED)
+    messages = list(convert.stream_logs_messages(batch, PrepState.RUNNING, 600))
+    states = [(m.entries[-1].seq, m.preparation_state) for m in decode(messages)]
+    assert all(state == pb.PREPARATION_STATE_RUNNING for last, state in states if last < 10)
+    assert all(state == pb.PREPARATION_STATE_FAILED for last, state in states if last >= 10)
+    assert messages[-1][1] is PrepState.FAILED
+
+
+def test_an_entry_is_encoded_once_for_every_reader():
+    batch = entries(20)
+    first = list(convert.stream_logs_messages(batch, PrepState.RUNNING, 1 << 20))
+    cached = [convert.log_entry_field(e) for e in batch]
+    assert all(convert.log_entry_field(e) is wire for e, wire in zip(batch, cached, strict=True))
+    again = list(convert.stream_logs_messages(batch, PrepState.RUNNING, 1 << 20))
+    assert again == first
+    # A batch with entries not encoded yet (fresh from the database) is encoded then.
+    mixed = batch[:10] + entries(5)
+    assert decode(list(convert.stream_logs_messages(mixed, PrepState.RUNNING, 1 << 20)))[0].entries[-1].seq == 5
