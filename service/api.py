@@ -130,8 +130,8 @@ class PreparationService(pb_grpc.PreparationServiceServicer):
         state = None
         async for prep, batch in self.preparations.logs(request.server, request.preparation_id, request.after_seq,
                                                         follow=not request.no_follow):
-            state = state or prep.state
-            for message, state in convert.stream_logs_messages(batch, state, self.message_bytes):
+            for message, after in convert.stream_logs_messages(batch, state or prep.state, self.message_bytes):
+                state = after  # the state the next batch starts from
                 yield message
 
     @_rpc

@@ -35,38 +35,67 @@ class Budget:
 
 async def pump(reader: Reader, stream: Stream, on_line: LineHandler, budget: Budget) -> None:
     """Read chunks, hand over complete lines, and cut a line longer than MAX_LINE without ever
-    stopping to read (a writer blocked on a full channel would hang its command)."""
+    stopping to read (a writer blocked on a full channel would hang its command).
+
+    The complete lines inside a chunk are split and decoded at once (in C); only the line that
+    began in an earlier chunk, the unfinished one at the end, and overlong ones go piece by piece.
+    """
     line = bytearray()
     cutting = False  # inside a line already cut: its rest is read and dropped
+
+    async def add(piece: bytes, complete: bool) -> None:
+        nonlocal cutting
+        if not cutting:
+            line.extend(piece)
+            if len(line) > MAX_LINE:
+                await _deliver(on_line, stream, _text(bytes(line[: MAX_LINE - len(CUT)]) + CUT))
+                line.clear()
+                cutting = True
+        if complete:
+            if not cutting:
+                await _deliver(on_line, stream, _text(bytes(line)))
+            line.clear()
+            cutting = False
+
     while True:
         chunk = await reader.read(READ_CHUNK)
         if not chunk:
             if line:
-                await _deliver(on_line, stream, bytes(line))
+                await _deliver(on_line, stream, _text(bytes(line)))
             return
         budget.spend(len(chunk))
         start = 0
-        while start < len(chunk):
-            end = chunk.find(b"\n", start)
-            piece = chunk[start:] if end < 0 else chunk[start:end]
-            start = len(chunk) if end < 0 else end + 1
-            if not cutting:
-                line += piece
-                if len(line) > MAX_LINE:
-                    await _deliver(on_line, stream, bytes(line[: MAX_LINE - len(CUT)]) + CUT)
-                    line.clear()
-                    cutting = True
-            if end >= 0:
-                if not cutting:
-                    await _deliver(on_line, stream, bytes(line))
-                line.clear()
-                cutting = False
+        if line or cutting:
+            end = chunk.find(b"\n")
+            await add(chunk if end < 0 else chunk[:end], end >= 0)
+            if end < 0:
+                continue
+            start = end + 1
+        last = chunk.rfind(b"\n")
+        if last >= start:
+            block = chunk[start:last]
+            pieces = block.split(b"\n")
+            if max(map(len, pieces)) <= MAX_LINE:
+                # Decoding never makes or removes a newline, so the texts match the pieces one to one.
+                text = block.decode("utf-8", "replace")
+                texts = text.split("\n") if "\r" not in text else [t.rstrip("\r") for t in text.split("\n")]
+                for t in texts:
+                    result = on_line(stream, t)
+                    if result is not None:
+                        await result
+            else:
+                for piece in pieces:
+                    await add(piece, True)
+            start = last + 1
+        if start < len(chunk):
+            await add(chunk[start:], False)
 
 
-async def _deliver(on_line: LineHandler, stream: Stream, raw: bytes) -> None:
-    text = raw.decode("utf-8", "replace").rstrip("\r")
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").rstrip("\r")
+
+
+async def _deliver(on_line: LineHandler, stream: Stream, text: str) -> None:
     result = on_line(stream, text)
     if result is not None:
         await result
-
-

@@ -177,6 +177,10 @@ class StepRunner:
         current.pid, current.privileged = None, agent.privileged
 
         def on_step_line(stream: Stream, text: str) -> None:
+            if stream is Stream.STDERR or marker not in text:  # a command's output (most lines)
+                output.feed(stream, text)  # keeps a command's last stderr lines for its failure message
+                emit(stream, text)
+                return
             was = (output.started, output.command, output.diagnostics)
             line = output.feed(stream, text)
             if line is not None:

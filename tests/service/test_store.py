@@ -2,12 +2,13 @@
 
 import asyncio
 import inspect
+import random
 import threading
 
 import pytest
 
 from serverprep.drivers import STEP_NAMES
-from serverprep.service.domain import LogEntry, Options, PrepChange, PrepState, Secrets, ServerSpec, Stream
+from serverprep.service.domain import LogEntry, Options, PrepChange, PrepState, Secrets, ServerSpec, StepState, Stream
 from serverprep.service.errors import PreparationActive, ServerExists
 from serverprep.service.secretbox import SecretBox
 from serverprep.service.store import Store
@@ -95,6 +96,23 @@ def test_logs_and_state_change_commit_together(store):
     got = store.get_preparation(prep.id)
     assert (got.state, got.last_seq, got.failed_step) == (PrepState.FAILED, 450, "detect_os")
     assert store.read_logs(prep.id, 0, 1)[0].text == "line 1 ünïcode \x1b[1m"
+
+
+def test_every_entry_reads_back_exactly_as_it_was_written(store):
+    """Texts (a NUL character, invalid UTF-8 already replaced, 16 KiB), times and states come back
+    bit for bit: a live reader and one reading the database see the same entries."""
+    store.create_server(spec())
+    prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+    rng = random.Random(7)
+    texts = ["déjà ✓ 日本語 \U0001F600", "\ufffd\ufffd", "tab\tquote\"back\\slash", "\u2028\x7f\x01", "x" * 16000, "", "  spaced  "]
+    entries = [LogEntry(seq=i, time=1795674243.0 + rng.random() * 1000, step="update_packages", stream=Stream.STDERR,
+                        text=texts[i % len(texts)], step_state=StepState.RUNNING if i % 7 == 0 else None,
+                        prep_state=PrepState.RUNNING if i % 11 == 0 else None) for i in range(1, 301)]
+    store.append_logs(prep.id, entries[:200])
+    with_nul = [LogEntry(seq=e.seq, time=e.time, step=e.step, stream=e.stream, text=e.text + "\x00after \\u0000")
+                for e in entries[200:]]
+    store.append_logs(prep.id, with_nul)
+    assert store.read_logs(prep.id, 0, 1000) == entries[:200] + with_nul
 
 
 def test_async_run_executes_on_the_worker_thread(store):
