@@ -65,3 +65,20 @@ def test_an_entry_is_encoded_once_for_every_reader():
     # A batch with entries not encoded yet (fresh from the database) is encoded then.
     mixed = batch[:10] + entries(5)
     assert decode(list(convert.stream_logs_messages(mixed, PrepState.RUNNING, 1 << 20)))[0].entries[-1].seq == 5
+
+
+def test_entries_are_written_byte_for_byte_as_protobuf_writes_them():
+    import random
+
+    from serverprep.service.domain import StepState
+
+    rng = random.Random(3)
+    steps = ["", "detect_os", "update_packages", "ünïcode-step"]
+    texts = ["", "a", "déjà ✓ 日本語", "x" * 127, "y" * 128, "z" * 20000, "\x00\x1b[1m"]
+    times = [1795674243.0, 1795674243.716365814, 0.5, 1.0, 253402300797.25]
+    for _ in range(2000):
+        e = LogEntry(seq=rng.choice([0, 1, 127, 128, 300, 16383, 16384, 2**31, 2**62]), time=rng.choice(times) + rng.random() * rng.choice([0, 1]),
+                     step=rng.choice(steps), stream=rng.choice(list(Stream)), text=rng.choice(texts),
+                     step_state=rng.choice([None, *StepState]), prep_state=rng.choice([None, *PrepState]))
+        expected = pb.StreamLogsResponse(entries=[convert.log_entry_pb(e)]).SerializeToString()
+        assert convert.log_entry_field(e) == expected, e
