@@ -107,12 +107,12 @@ def test_every_entry_reads_back_exactly_as_it_was_written(store):
     texts = ["déjà ✓ 日本語 \U0001F600", "\ufffd\ufffd", "tab\tquote\"back\\slash", "\u2028\x7f\x01", "x" * 16000, "", "  spaced  "]
     entries = [LogEntry(seq=i, time=1795674243.0 + rng.random() * 1000, step="update_packages", stream=Stream.STDERR,
                         text=texts[i % len(texts)], step_state=StepState.RUNNING if i % 7 == 0 else None,
-                        prep_state=PrepState.RUNNING if i % 11 == 0 else None) for i in range(1, 301)]
-    store.append_logs(prep.id, entries[:200])
+                        prep_state=PrepState.RUNNING if i % 11 == 0 else None) for i in range(1, 1502)]
+    store.append_logs(prep.id, entries[:1401])
     with_nul = [LogEntry(seq=e.seq, time=e.time, step=e.step, stream=e.stream, text=e.text + "\x00after \\u0000")
-                for e in entries[200:]]
+                for e in entries[1401:]]
     store.append_logs(prep.id, with_nul)
-    assert store.read_logs(prep.id, 0, 1000) == entries[:200] + with_nul
+    assert store.read_logs(prep.id, 0, 2000) == entries[:1401] + with_nul
 
 
 def test_async_run_executes_on_the_worker_thread(store):
