@@ -68,12 +68,13 @@ REMOVE_INSTALLED = (
 )
 # Says who holds the dpkg/apt locks (apt itself then waits up to LOCK_TIMEOUT seconds).
 # Read from /proc/locks (holder pid by inode), not from apt's English messages, so it works
-# in every locale; one stat and one awk for all the locks, so it costs little when nobody holds one.
+# in every locale; one stat and one awk for all the locks (awk reads the holder's name too), so
+# it costs two processes when nobody holds one.
 LOCK_HOLDERS = (
     'stat -c "%i %n" -- "$@" 2>/dev/null | '
     "awk 'NR == FNR { name[$1] = $2; next } $2 != \"->\" { n = split($6, f, \":\"); "
-    "if ((f[n] in name) && !seen[f[n] \" \" $5]++) print name[f[n]], $5 }' - /proc/locks 2>/dev/null | "
-    'while read -r lock pid; do echo "waiting for $lock, held by $(cat /proc/$pid/comm 2>/dev/null) (pid $pid)"; done; true'
+    "if ((f[n] in name) && !seen[f[n] \" \" $5]++) { comm = \"\"; file = \"/proc/\" $5 \"/comm\"; getline comm < file; close(file); "
+    "print \"waiting for \" name[f[n]] \", held by \" comm \" (pid \" $5 \")\" } }' - /proc/locks 2>/dev/null; true"
 )
 LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock")
 VERSION_MATCHES = (
