@@ -305,6 +305,9 @@ def report(phases: list[Phase], args: argparse.Namespace, baseline_kib: int, pea
     stalled = [p for p in phases if p.name == "stalled"]
     rss_max = max((kib for p in stalled for _, kib in p.rss_kib), default=0)
     rss_end = median([p.rss_kib[-1][1] for p in stalled if p.rss_kib])
+    # The phase's own growth: earlier phases leave the process larger (freed memory is kept by the allocator).
+    rss_start = median([p.rss_kib[0][1] for p in stalled if p.rss_kib])
+    rss_growth = median([max(kib for _, kib in p.rss_kib) - p.rss_kib[0][1] for p in stalled if p.rss_kib])
     return "\n".join([
         "",
         f"### Log pipeline ({args.lines:,} lines per phase, {args.readers} live readers, {args.rounds} rounds, medians; "
@@ -318,7 +321,8 @@ def report(phases: list[Phase], args: argparse.Namespace, baseline_kib: int, pea
         f"| {med('paced', 'latency_p50_ms'):,.0f} ms | {med('paced', 'latency_p99_ms'):,.0f} ms |",
         "",
         f"Service memory (VmRSS) with one stalled reader while {args.lines:,} lines pass: {baseline_kib / 1024:.0f} MiB "
-        f"before the first phase, at most {rss_max / 1024:.0f} MiB during, {rss_end / 1024:.0f} MiB at the end (median); "
+        f"before the first phase, {rss_start / 1024:.0f} MiB when the stalled phase began (median), growth during it "
+        f"{rss_growth / 1024:.0f} MiB (median), at most {rss_max / 1024:.0f} MiB, {rss_end / 1024:.0f} MiB at the end (median); "
         f"peak of the whole run (VmHWM) {peak_kib / 1024:.0f} MiB. "
         f"The stalled reader, when it read again: {'; '.join(sorted({p.cut_off for p in stalled}))}.",
         "",
