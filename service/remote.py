@@ -183,15 +183,19 @@ def agent_script(marker: str, refs: SecretRefs | None = None) -> str:
     It reads the secrets once (after a ``MARKER secrets`` line, which also skips the sudo password
     line when sudo did not read it), says ``MARKER agent PID``, then for each ``MARKER step N``
     request reads the script's lines up to ``MARKER end`` and runs it in its own process group
-    (setsid), with the secrets on the script's standard input, and says ``MARKER done STATUS``.
-    It ends with its input. One session and one sudo serve every step of a preparation, and
-    reading a step costs no process: ``read`` and the here-document are the shell's own.
+    (setsid), with the secrets (if any) on the script's standard input, and says ``MARKER done
+    STATUS``. It ends with its input. One session and one sudo serve every step of a preparation,
+    and reading a step costs no process (the shell's own ``read``).
     """
     m = shlex.quote(marker)
     names = list((refs or {}).values())
-    # A here-document is the shell's own pipe: the secrets go down it, in no process's arguments
-    # (expanded values are never expanded again). Its lines stand at the start of the line.
-    feed = ["$M secrets", *(f"${{{name}}}" for name in names)]
+    if names:
+        # printf is a shell builtin: the secrets go down the pipe, in no process's arguments and
+        # never on disk (a here-document would be a temporary file in some shells).
+        feed = "printf '%s\\n'" + "".join(f' "${{{name}}}"' for name in names)
+        run = f'  {{ echo "$M secrets"; {feed}; }} | setsid -w sh -c "$s"'
+    else:
+        run = '  setsid -w sh -c "$s" </dev/null'  # step scripts without secrets read nothing
     return "\n".join([
         f"M={m}",
         'while IFS= read -r l; do [ "$l" = "$M secrets" ] && break; done',
@@ -202,9 +206,7 @@ def agent_script(marker: str, refs: SecretRefs | None = None) -> str:
         "  s=",
         '  while IFS= read -r l && [ "$l" != "$M end" ]; do s="$s$l',
         '"; done',
-        '  setsid -w sh -c "$s" <<SERVERPREP_SECRETS',
-        *feed,
-        "SERVERPREP_SECRETS",
+        run,
         '  echo "$M done $?"',
         "done",
     ])
