@@ -54,6 +54,17 @@ class OutputBudget:
         return False
 
 
+def _storable(redact: Callable[[str], str]) -> Callable[[str], str]:
+    """``redact``, then a NUL character shown as U+FFFD (as invalid UTF-8 already is): PostgreSQL
+    cannot store NUL in text, and one such line must not stop a preparation's log from being stored."""
+
+    def clean(text: str) -> str:
+        text = redact(text)
+        return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+    return clean
+
+
 class Journal:
     """The log of one active preparation."""
 
@@ -61,7 +72,7 @@ class Journal:
         self.prep_id = prep_id
         self.store = store
         self.seq = last_seq
-        self.redact = redact
+        self.redact = _storable(redact)
         self.budget = budget
         self._reported = 0
         self.pending: list[LogEntry] = []

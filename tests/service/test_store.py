@@ -10,6 +10,7 @@ import pytest
 from serverprep.drivers import STEP_NAMES
 from serverprep.service.domain import LogEntry, Options, PrepChange, PrepState, Secrets, ServerSpec, StepState, Stream
 from serverprep.service.errors import PreparationActive, ServerExists
+from serverprep.service.logbus import Journal, OutputBudget
 from serverprep.service.secretbox import SecretBox
 from serverprep.service.store import Store
 from serverprep.service.store.migrations import LATEST, current_version
@@ -99,7 +100,7 @@ def test_logs_and_state_change_commit_together(store):
 
 
 def test_every_entry_reads_back_exactly_as_it_was_written(store):
-    """Texts (a NUL character, invalid UTF-8 already replaced, 16 KiB), times and states come back
+    """Texts (control characters, invalid UTF-8 already replaced, 16 KiB), times and states come back
     bit for bit: a live reader and one reading the database see the same entries."""
     store.create_server(spec())
     prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
@@ -109,10 +110,24 @@ def test_every_entry_reads_back_exactly_as_it_was_written(store):
                         text=texts[i % len(texts)], step_state=StepState.RUNNING if i % 7 == 0 else None,
                         prep_state=PrepState.RUNNING if i % 11 == 0 else None) for i in range(1, 1502)]
     store.append_logs(prep.id, entries[:1401])
-    with_nul = [LogEntry(seq=e.seq, time=e.time, step=e.step, stream=e.stream, text=e.text + "\x00after \\u0000")
-                for e in entries[1401:]]
-    store.append_logs(prep.id, with_nul)
-    assert store.read_logs(prep.id, 0, 2000) == entries[:1401] + with_nul
+    store.append_logs(prep.id, entries[1401:])
+    assert store.read_logs(prep.id, 0, 2000) == entries
+
+
+def test_a_nul_character_in_output_is_stored_as_a_replacement_character(store):
+    """PostgreSQL cannot store NUL in text (psycopg2 refuses the whole batch): the journal shows it as
+    U+FFFD, as invalid UTF-8 is, so a command printing `find -print0` output cannot stop the log."""
+    store.create_server(spec())
+    prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+
+    async def emit() -> None:
+        journal = Journal(prep.id, store.store, 0, lambda text: text, OutputBudget(100, 10**6), keep=100)
+        journal.emit("update_packages", Stream.STDOUT, "./a\x00./b\x00")
+        journal.emit("update_packages", Stream.STDOUT, "plain")
+        await journal.close()
+
+    asyncio.run(emit())
+    assert [e.text for e in store.read_logs(prep.id, 0, 10)] == ["./a\ufffd./b\ufffd", "plain"]
 
 
 def test_async_run_executes_on_the_worker_thread(store):
