@@ -5,6 +5,10 @@ from __future__ import annotations
 from serverprep.drivers.commands import Command, Shell
 from serverprep.drivers.types import PlanOptions, StepPlan
 
+#: The group configure_user adds the user to. A login that already has it (or root) needs no new
+#: login for verify_docker, which then runs on the connection serverprep has open.
+DOCKER_GROUP = "docker"
+
 
 def docker_service_steps(options: PlanOptions) -> list[StepPlan]:
     """start_docker, configure_user and verify_docker: the same on every systemd distro."""
@@ -23,9 +27,9 @@ def docker_service_steps(options: PlanOptions) -> list[StepPlan]:
         StepPlan(
             "configure_user",
             skip_reason="root needs no docker group" if user == "root" else "",
-            check=[Shell('id -nG -- "$1" | tr " " "\\n" | grep -qx docker', (user,))],
-            check_description=f"{user} is in the docker group",
-            commands=[Command(("usermod", "-aG", "docker", "--", user))],
+            check=[Shell('id -nG -- "$1" | tr " " "\\n" | grep -qx "$2"', (user, DOCKER_GROUP))],
+            check_description=f"{user} is in the {DOCKER_GROUP} group",
+            commands=[Command(("usermod", "-aG", DOCKER_GROUP, "--", user))],
         ),
         StepPlan(
             "verify_docker",

@@ -88,6 +88,8 @@ class Facts:
     #: Login user name and uid.
     user: str = "root"
     uid: int = 0
+    #: Groups of the login that gathered the facts (``id -Gn``): what a command on that connection may use.
+    groups: frozenset[str] = frozenset()
     #: Programs found on PATH (of those serverprep looks for).
     commands: frozenset[str] = frozenset()
     #: Output of ``docker --version`` when Docker is installed.

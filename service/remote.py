@@ -58,6 +58,7 @@ def facts_script(marker: str, probes: Sequence[Probe] = ()) -> str:
             "printf '%s machine ' \"$M\"; uname -m 2>/dev/null; echo",
             "printf '%s uid ' \"$M\"; id -u 2>/dev/null; echo",
             "printf '%s user ' \"$M\"; id -un 2>/dev/null; echo",
+            "printf '%s groups ' \"$M\"; id -Gn 2>/dev/null; echo",
             f'for c in {programs}; do command -v "$c" >/dev/null 2>&1 && echo "$M has $c"; done',
             "command -v dpkg >/dev/null 2>&1 && { printf '%s dpkg-arch ' \"$M\"; dpkg --print-architecture 2>/dev/null; echo; }",
             "command -v docker >/dev/null 2>&1 && { printf '%s docker ' \"$M\"; docker --version 2>/dev/null; echo; }",
@@ -116,6 +117,7 @@ def parse_facts(lines: list[str], marker: str) -> Facts:
         user=values.get("user", ""),
         uid=int(uid) if uid.isdigit() else -1,
         commands=frozenset(commands),
+        groups=frozenset(values.get("groups", "").split()),
         docker_version=values.get("docker", ""),
         dnf_version=values.get("dnf", ""),
         probes=probes,
@@ -124,7 +126,7 @@ def parse_facts(lines: list[str], marker: str) -> Facts:
 
 #: The tool behind each fact, to name the one whose answer had no end.
 _FACT_TOOLS = {"os-release": "cat /etc/os-release", "end-os-release": "uname -m", "machine": "uname -m", "uid": "id -u",
-               "user": "id -un", "dpkg-arch": "dpkg --print-architecture", "docker": "docker --version", "dnf": "dnf --version"}
+               "user": "id -un", "groups": "id -Gn", "dpkg-arch": "dpkg --print-architecture", "docker": "docker --version", "dnf": "dnf --version"}
 
 
 def facts_overflow(lines: list[str], marker: str, max_bytes: int) -> FactsFailed:

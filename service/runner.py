@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from serverprep.drivers import DEFAULT_REPOSITORY, STEP_NAMES, DockerSource, Facts, Plan, PlanOptions, StepPlan
+from serverprep.drivers.common import DOCKER_GROUP
 from serverprep.service import metrics, ssh
 from serverprep.service.aio import checkpoint
 from serverprep.service.domain import Options, Preparation, PrepChange, PrepState, Server, StepChange, StepState, Stream
@@ -16,7 +17,16 @@ from serverprep.service.errors import Cancelled, ServerprepError
 from serverprep.service.logbus import Journal
 from serverprep.service.plugins import DriverRegistry
 from serverprep.service.settings import Settings
-from serverprep.service.steps import Agent, RemoteProcess, StepRunner, facts_from_json, facts_to_json, gather_facts, target
+from serverprep.service.steps import (
+    Agent,
+    RemoteProcess,
+    StepResult,
+    StepRunner,
+    facts_from_json,
+    facts_to_json,
+    gather_facts,
+    target,
+)
 from serverprep.service.store import Store
 
 DETECT = STEP_NAMES[0]
@@ -170,16 +180,26 @@ class PreparationRunner:
             await self.store.record_remote_process(run.prep.id, step.name, pid, marker)
 
         timeout = run.prep.options.step_timeout
-        if step.as_user:
+
+        async def as_user(conn: ssh.Connection) -> StepResult:
+            agent = await Agent.start(conn, privileged=False, server=run.server, secrets=run.prep.options.secrets(),
+                                      timeout=self.settings.connect_timeout)
+            try:
+                return await self.steps.run(agent, step, run.server, timeout, emit, run.remote, keep_process)
+            finally:
+                await agent.close()
+
+        if step.as_user and run.conn is not None and (facts.is_root or DOCKER_GROUP in facts.groups):
+            # This connection's login already has what a new login would bring (root needs no
+            # group): the step runs here, as the user, in a session of its own.
+            emit(Stream.EVENT, f"running as {facts.user or run.server.user} on this connection: "
+                               + ("root needs no docker group" if facts.is_root else "its login is in the docker group already"))
+            result = await as_user(run.conn)
+        elif step.as_user:
             # A new connection, as the login user would open one, so that new group memberships apply.
             fresh = await self.connect(run, as_user=True)
             try:
-                agent = await Agent.start(fresh, privileged=False, server=run.server, secrets=run.prep.options.secrets(),
-                                          timeout=self.settings.connect_timeout)
-                try:
-                    result = await self.steps.run(agent, step, run.server, timeout, emit, run.remote, keep_process)
-                finally:
-                    await agent.close()
+                result = await as_user(fresh)
             finally:
                 await fresh.close()
         else:

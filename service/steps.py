@@ -72,6 +72,7 @@ def facts_to_json(facts: Facts) -> dict[str, Any]:
     data = dataclasses.asdict(facts)
     data["os_release"] = dict(facts.os_release.fields)
     data["commands"] = sorted(facts.commands)
+    data["groups"] = sorted(facts.groups)
     data["probes"] = {name: dataclasses.asdict(result) for name, result in facts.probes.items()}
     return data
 
@@ -80,6 +81,7 @@ def facts_from_json(data: dict[str, Any]) -> Facts:
     values = dict(data)
     values["os_release"] = OsRelease.from_fields(values.get("os_release", {}))
     values["commands"] = frozenset(values.get("commands", ()))
+    values["groups"] = frozenset(values.get("groups", ()))  # absent from facts stored before it existed
     values["probes"] = {name: ProbeResult(**result) for name, result in values.get("probes", {}).items()}
     return Facts(**values)
 

@@ -81,6 +81,10 @@ def test_broken_source_fails_then_retry_resumes_then_second_run_skips(client, bo
     got = states(again)
     assert [got[n] for n in ("update_packages", "install_dependencies", "install_docker", "start_docker", "configure_user")] == ["SKIPPED"] * 5
     assert got["verify_docker"] == "SUCCEEDED"
+    # The login was in the docker group already: verify_docker ran on the one connection, no new login.
+    events = [e.text for e in client.stream_logs("deb12", again.id, follow=False) if e.stream == pb.LOG_STREAM_EVENT]
+    assert not any("a new SSH session" in text for text in events), events
+    assert any("on this connection: its login is in the docker group already" in text for text in events), events
 
 
 @pytest.mark.parametrize("release, version", [("bullseye", "20.10"), ("trixie", "26.")])

@@ -95,6 +95,8 @@ def test_facts_script_runs_and_parses_on_this_machine():
     assert facts.machine
     assert facts.uid >= 0
     assert facts.has("sh") is False and facts.has("sudo") in (True, False)
+    assert facts.groups == frozenset(subprocess.run(["id", "-Gn"], capture_output=True, text=True, check=True).stdout.split())
+    assert facts.user == subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_parse_facts_ignores_forged_lines_without_the_marker():
