@@ -6,6 +6,7 @@ gRPC stream (tests/service/test_attacks.py, the huge-line log).
 
 from __future__ import annotations
 
+import random
 import time
 
 from serverprep.service import convert
@@ -68,10 +69,6 @@ def test_an_entry_is_encoded_once_for_every_reader():
 
 
 def test_entries_are_written_byte_for_byte_as_protobuf_writes_them():
-    import random
-
-    from serverprep.service.domain import StepState
-
     rng = random.Random(3)
     steps = ["", "detect_os", "update_packages", "ünïcode-step"]
     texts = ["", "a", "déjà ✓ 日本語", "x" * 127, "y" * 128, "z" * 20000, "\x00\x1b[1m"]
