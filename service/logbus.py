@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.2
 #: Pending entries that are stored at once, without waiting for the rest of FLUSH_INTERVAL: a
-#: command that prints fast fills a batch long before the interval ends.
+#: command that prints fast fills a batch long before the interval ends. (Half the window's
+#: text budget pending does the same, so that long lines cannot pile up unstored.)
 FLUSH_EARLY = 2000
 #: Entries read (from memory or the database) per batch for a reader.
 READ_BATCH = 2000
@@ -68,7 +69,8 @@ def _storable(redact: Callable[[str], str]) -> Callable[[str], str]:
 class Journal:
     """The log of one active preparation."""
 
-    def __init__(self, prep_id: str, store: Store, last_seq: int, redact: Callable[[str], str], budget: OutputBudget, keep: int):
+    def __init__(self, prep_id: str, store: Store, last_seq: int, redact: Callable[[str], str], budget: OutputBudget, keep: int,
+                 keep_bytes: int = 4 * 1024 * 1024):
         self.prep_id = prep_id
         self.store = store
         self.seq = last_seq
@@ -76,12 +78,17 @@ class Journal:
         self.budget = budget
         self._reported = 0
         self.pending: list[LogEntry] = []
-        #: The newest entries (at least ``keep``, and every one not stored yet), for live readers:
-        #: one list for all of them, so a reader that does not read costs no memory.
+        self.pending_chars = 0
+        #: The newest entries (up to ``keep`` of them and ``keep_bytes`` characters of text, and every
+        #: one not stored yet), for live readers: one list for all of them, so a reader that does not
+        #: read costs no memory, and one whose entries left the window reads them from the database.
         self.window: list[LogEntry] = []
         self.window_first = last_seq + 1
+        self.window_chars = 0
         self.keep = keep
+        self.keep_bytes = keep_bytes
         self._trim_at = 2 * keep
+        self._trim_chars_at = 2 * keep_bytes
         self.stored = last_seq
         #: Resolved when entries arrive or the journal ends; made anew when a reader waits again.
         self._changed: asyncio.Future[None] | None = None
@@ -123,25 +130,35 @@ class Journal:
         )
         self.pending.append(entry)
         self.window.append(entry)
-        if len(self.window) > self._trim_at:
+        self.window_chars += len(text)
+        if len(self.window) > self._trim_at or self.window_chars > self._trim_chars_at:
             self._trim()
         if self._changed is not None:
             self._changed.set_result(None)
             self._changed = None
+        self.pending_chars += len(text)
         if len(self.pending) == 1:
             self._wake.set()  # the flusher stores everything that arrives within FLUSH_INTERVAL
-        elif len(self.pending) == FLUSH_EARLY:
-            self._full.set()  # ... or as soon as a batch is full
+        elif len(self.pending) >= FLUSH_EARLY or self.pending_chars >= self.keep_bytes // 2:
+            self._full.set()  # ... or as soon as a batch is full (in entries, or in text: long lines)
         return entry
 
     def _trim(self) -> None:
-        """Forget the oldest entries beyond ``keep``, but never one that is not stored yet."""
-        cut = min(len(self.window) - self.keep, self.stored - self.window_first + 1)
+        """Forget the oldest entries beyond ``keep`` entries and ``keep_bytes`` characters, but never
+        one that is not stored yet."""
+        stored = self.stored - self.window_first + 1  # the window's first entries that are stored
+        cut = max(0, min(len(self.window) - self.keep, stored))
+        freed = sum(len(e.text) for e in self.window[:cut])
+        while cut < stored and self.window_chars - freed > self.keep_bytes:
+            freed += len(self.window[cut].text)
+            cut += 1
         if cut > 0:
             del self.window[:cut]
             self.window_first += cut
+            self.window_chars -= freed
         # Next time when half a window more has come (not at every entry while the database catches up).
         self._trim_at = len(self.window) + max(self.keep // 2, 1)
+        self._trim_chars_at = self.window_chars + max(self.keep_bytes // 2, 1)
 
     def since(self, after: int, limit: int) -> list[LogEntry] | None:
         """Entries after ``after`` held in memory (at most ``limit``); None when they are older than
@@ -173,11 +190,13 @@ class Journal:
     async def _flush(self, step: StepChange | None, end: PrepChange | None) -> None:
         async with self._lock:
             batch, self.pending = self.pending, []
+            chars, self.pending_chars = self.pending_chars, 0
             try:
                 await self.store.append_logs(self.prep_id, batch, step, end)
                 metrics.LOG_LINES.inc(len(batch))
             except BaseException:
                 self.pending[:0] = batch  # nothing is dropped because a write failed
+                self.pending_chars += chars
                 raise
             if batch:
                 self.stored = batch[-1].seq
@@ -223,10 +242,12 @@ class Journal:
 
 
 class LogBus:
-    def __init__(self, store: Store, keep: int, max_lines: int, max_bytes: int):
+    def __init__(self, store: Store, keep: int, max_lines: int, max_bytes: int, keep_bytes: int = 4 * 1024 * 1024):
         self.store = store
-        #: Entries each running preparation keeps in memory for live readers (a reader further behind reads the database).
+        #: Entries and characters each running preparation keeps in memory for live readers (a reader
+        #: further behind reads the database).
         self.keep = keep
+        self.keep_bytes = keep_bytes
         self.max_lines = max_lines
         self.max_bytes = max_bytes
         self.journals: dict[str, Journal] = {}
@@ -237,7 +258,7 @@ class LogBus:
         journal = self.journals.get(prep_id)
         if journal is None or journal.closed:
             budget = OutputBudget(self.max_lines, self.max_bytes, lines=stored[0], bytes=stored[1])
-            journal = Journal(prep_id, self.store, last_seq, redact, budget, self.keep)
+            journal = Journal(prep_id, self.store, last_seq, redact, budget, self.keep, self.keep_bytes)
             self.journals[prep_id] = journal
         return journal
 

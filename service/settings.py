@@ -81,6 +81,9 @@ class Settings:
     stream_backlog: int = _setting(10_000, env="SERVERPREP_STREAM_BACKLOG",
                                    help="log entries each running preparation keeps in memory for live readers "
                                         "(a reader further behind reads them from the database)")
+    stream_backlog_bytes: int = _setting(4 * 1024 * 1024, env="SERVERPREP_STREAM_BACKLOG_BYTES",
+                                         help="characters of log text each running preparation keeps in memory at most "
+                                              "(fewer entries than --stream-backlog when its lines are long)")
     stream_message_bytes: int = _setting(
         1024 * 1024, env="SERVERPREP_STREAM_MESSAGE_BYTES",
         help="bytes of log entries in one StreamLogs message (a single entry always fits; clients accept 4 MiB by default)",
@@ -192,6 +195,8 @@ class Settings:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1")
         if self.stream_backlog < 1:
             problems.append("--stream-backlog must be at least 1")
+        if self.stream_backlog_bytes < 64 * 1024:
+            problems.append("--stream-backlog-bytes must be at least 65536")
         if not 64 * 1024 <= self.stream_message_bytes <= 3 * 1024 * 1024:
             problems.append("--stream-message-bytes must be between 65536 and 3145728 (clients accept 4 MiB)")
         for name in ("stale_after", "connect_timeout", "keepalive_interval", "kill_grace", "facts_timeout",

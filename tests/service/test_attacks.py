@@ -446,3 +446,25 @@ def test_idle_unauthenticated_connections_cannot_exhaust_descriptors(tmp_path, s
           f"{after} after the handshake timeout; the preparation SUCCEEDED")
     assert "File descriptor limit" not in text and "Traceback" not in text
     assert held < 1024 and after < 200
+
+
+def test_long_lines_do_not_fill_the_services_memory(tmp_path, sim):
+    """The live window kept 10,000 entries (20,000 before a trim) whatever their size, so a step
+    printing 16 KiB lines held up to 320 MB per preparation in the service. It is now bounded by
+    --stream-backlog-bytes too (4 MiB by default), and long lines are stored without waiting."""
+    from harness.service import service_process
+    from serverprep.clients.client import Client
+
+    behave(sim, "apt-get", 'case "$*" in *update) i=0; while [ $i -lt 4000 ]; do head -c 16000 /dev/zero | tr "\\000" x; '
+                           'echo; i=$((i+1)); done;; esac')
+    with service_process(tmp_path) as (proc, address), Client(address) as client:
+        register(client, sim)
+        before = _rss_kib(proc.pid, "VmRSS")
+        done = wait_done(client, "sim", client.prepare("sim", docker_source="distro").id, timeout=120)
+        peak = _rss_kib(proc.pid)
+        stored = sum(1 for e in client.stream_logs("sim", done.id, follow=False) if len(e.text) == 16000)
+    print(f"\n4,000 lines of 16,000 characters (64 MB): service RSS {before // 1024} MiB before, peak {peak // 1024} MiB; "
+          f"{stored} lines stored")
+    assert done.state == pb.PREPARATION_STATE_SUCCEEDED
+    assert stored == 4000
+    assert peak - before < 40 * 1024

@@ -10,7 +10,7 @@ import pytest
 from serverprep.drivers import STEP_NAMES
 from serverprep.service.domain import LogEntry, Options, PrepChange, PrepState, Secrets, ServerSpec, StepState, Stream
 from serverprep.service.errors import PreparationActive, ServerExists
-from serverprep.service.logbus import Journal, OutputBudget
+from serverprep.service.logbus import Journal, LogBus, OutputBudget
 from serverprep.service.secretbox import SecretBox
 from serverprep.service.store import Store
 from serverprep.service.store.migrations import LATEST, current_version
@@ -193,3 +193,59 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path):
     prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES, "r1")
     assert store.get_preparation(prep.id).owner == "r1"
     store.close()
+
+
+def test_the_live_window_is_bounded_in_text_and_a_reader_behind_it_reads_the_database(store):
+    """Before, a preparation kept up to 20,000 entries in memory whatever their size: 320 MB of
+    16 KiB lines. The window now also stops at keep_bytes characters (entries not yet stored stay);
+    a reader that starts at the beginning gets every entry, the older ones from the database."""
+    store.create_server(spec())
+    prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+    line = "x" * 16_000
+    sizes = []
+
+    async def run() -> list[int]:
+        bus = LogBus(store.store, keep=10_000, max_lines=10_000, max_bytes=10**9, keep_bytes=256 * 1024)
+        journal = bus.open(prep.id, 0, lambda text: text)
+        for i in range(600):  # 9.6 MB of text
+            journal.emit("update_packages", Stream.STDOUT, f"{i:04d} {line}")
+            sizes.append(journal.window_chars)
+            if i % 10 == 9:
+                await journal.flush()
+        seqs = []
+        reader = bus.follow(prep.id, 0)
+        async for batch in reader:
+            seqs += [e.seq for e in batch]
+            if seqs[-1] == 600:
+                break
+        await reader.aclose()
+        await bus.close(prep.id)
+        return seqs
+
+    seqs = asyncio.run(run())
+    assert seqs == list(range(1, 601))
+    # The budget, half of it again before a trim comes, and what is not stored yet (at most 10 lines here).
+    assert max(sizes) <= 1.5 * 256 * 1024 + 11 * 16_005, max(sizes)
+    assert [e.seq for e in store.read_logs(prep.id, 0, 1000)] == list(range(1, 601))
+
+
+def test_long_lines_are_stored_without_waiting_for_the_flush_interval(store):
+    """Entries not yet stored must stay in memory: half the window's text budget pending starts a
+    flush at once (as 2,000 entries do), instead of after the rest of the 0.2 s interval."""
+    store.create_server(spec())
+    prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+
+    async def run() -> tuple[bool, bool]:
+        bus = LogBus(store.store, keep=10_000, max_lines=10_000, max_bytes=10**9, keep_bytes=256 * 1024)
+        journal = bus.open(prep.id, 0, lambda text: text)
+        for _ in range(7):
+            journal.emit("update_packages", Stream.STDOUT, "x" * 16_000)
+        before = journal._full.is_set()  # 112,000 characters pending: under half the budget
+        for _ in range(2):
+            journal.emit("update_packages", Stream.STDOUT, "x" * 16_000)
+        after = journal._full.is_set()  # 144,000: over it
+        await bus.close(prep.id)
+        return before, after
+
+    assert asyncio.run(run()) == (False, True)
+    assert len(store.read_logs(prep.id, 0, 100)) == 9
