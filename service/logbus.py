@@ -70,7 +70,7 @@ class Journal:
     """The log of one active preparation."""
 
     def __init__(self, prep_id: str, store: Store, last_seq: int, redact: Callable[[str], str], budget: OutputBudget, keep: int,
-                 keep_bytes: int = 4 * 1024 * 1024):
+                 keep_bytes: int):
         self.prep_id = prep_id
         self.store = store
         self.seq = last_seq
@@ -242,7 +242,7 @@ class Journal:
 
 
 class LogBus:
-    def __init__(self, store: Store, keep: int, max_lines: int, max_bytes: int, keep_bytes: int = 4 * 1024 * 1024):
+    def __init__(self, store: Store, keep: int, max_lines: int, max_bytes: int, keep_bytes: int):
         self.store = store
         #: Entries and characters each running preparation keeps in memory for live readers (a reader
         #: further behind reads the database).

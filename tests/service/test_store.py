@@ -121,7 +121,7 @@ def test_a_nul_character_in_output_is_stored_as_a_replacement_character(store):
     prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
 
     async def emit() -> None:
-        journal = Journal(prep.id, store.store, 0, lambda text: text, OutputBudget(100, 10**6), keep=100)
+        journal = Journal(prep.id, store.store, 0, lambda text: text, OutputBudget(100, 10**6), keep=100, keep_bytes=1 << 20)
         journal.emit("update_packages", Stream.STDOUT, "./a\x00./b\x00")
         journal.emit("update_packages", Stream.STDOUT, "plain")
         await journal.close()
