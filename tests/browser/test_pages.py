@@ -53,6 +53,14 @@ def messages(driver) -> list[str]:  # type: ignore[no-untyped-def]
     return [m.text for m in driver.find_elements(By.CSS_SELECTOR, "#messages .msg")]
 
 
+def prepare_in_page(driver, web, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Open a server's view and press Prepare with the distro's Docker, as a person would."""
+    driver.get(web.url + f"#/server/{name}")
+    wait_until(lambda: driver.find_element(By.ID, "server-name").text == name, what="the server view")
+    Select(driver.find_element(By.ID, "docker-source")).select_by_value("distro")
+    driver.find_element(By.ID, "prepare").click()
+
+
 def test_fleet_cells_turn_from_running_to_succeeded_live(page, client, sim, web):
     """Eight servers in every state the fleet can show; four of them are seen RUNNING, then SUCCEEDED, live."""
     names = ["web01", "web02", "web03", "web04"]
@@ -111,10 +119,7 @@ def test_server_view_follows_the_log_and_shows_escapes_not_obeys_them(page, clie
     behave(sim, "apt-get", 'case "$*" in *update) i=1; while [ $i -le 60 ]; do echo "Get:$i http://deb.example/debian '
                            'bookworm/main pkg$i"; i=$((i+1)); sleep 0.05; done; '
                            'printf "evil \\033]52;c;cm0gLXJmIH4K\\007 and \\033[2J title \\033]0;owned\\007\\n";; esac')
-    page.get(web.url + "#/server/app1")
-    wait_until(lambda: page.find_element(By.ID, "server-name").text == "app1", what="the server view")
-    page.find_element(By.CSS_SELECTOR, "#docker-source option[value='distro']").click()
-    page.find_element(By.ID, "prepare").click()
+    prepare_in_page(page, web, "app1")
     log = page.find_element(By.ID, "log")
     counts = []
     wait_until(lambda: len(log.find_elements(By.CSS_SELECTOR, "div.l-STDOUT")) >= 5, what="log lines")
@@ -144,10 +149,7 @@ def test_failed_step_is_shown_then_retry_recovers_it(page, client, sim, web):
     behave(sim, "apt-get", 'case "$*" in *install*ca-certificates*) echo "Reading package lists..."; '
                            'echo "E: Unable to locate package ca-certificates" >&2; '
                            'echo "E: Sub-process /usr/bin/dpkg returned an error code (1)" >&2; exit 100;; esac')
-    page.get(web.url + "#/server/db1")
-    wait_until(lambda: page.find_element(By.ID, "server-name").text == "db1", what="the server view")
-    Select(page.find_element(By.ID, "docker-source")).select_by_value("distro")
-    page.find_element(By.ID, "prepare").click()
+    prepare_in_page(page, web, "db1")
     failed = wait_until(lambda: (li := step_item(page, "install_dependencies")).get_attribute("data-state") == "FAILED" and li,
                         timeout=60, what="install_dependencies FAILED")
     assert "exit 100" in failed.find_element(By.CSS_SELECTOR, ".meta").text
