@@ -14,7 +14,7 @@ from serverprep.service.store.models import LogRow, PreparationRow
 INSERT_CHUNK = 200
 
 
-_INSERT = "INSERT INTO log_line (preparation_id, seq, time, step, stream, text, step_state, prep_state) VALUES ({})"
+_INSERT = "INSERT INTO log_line (preparation_id, seq, time, step, stream, text, step_state, prep_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 @writes
@@ -28,7 +28,7 @@ def append(
                    e.step_state.value if e.step_state else None, e.prep_state.value if e.prep_state else None) for e in entries]
         if isinstance(s.database, peewee.SqliteDatabase):
             # sqlite3's executemany runs the one prepared statement in C: the log's hot path.
-            s.database.cursor().executemany(_INSERT.format(", ".join("?" * 8)), values)
+            s.database.cursor().executemany(_INSERT, values)
         else:
             for start in range(0, len(values), INSERT_CHUNK):
                 LogRow.insert_many(values[start : start + INSERT_CHUNK], fields=_FIELDS).execute()
