@@ -32,6 +32,16 @@ def test_shell_args_are_positional_not_code(value, tmp_path):
     assert out.read_text() == value
 
 
+def test_a_shell_snippet_stays_inside_its_subshell(tmp_path):
+    """What the README says of Shell: its variables, cd and exit stay inside; the step goes on,
+    and the snippet's exit status and environment are its own."""
+    snippet = Shell('M=clobbered; cd /; echo "env=$X arg=$1 comment"; exit 3 # a comment on the last line', ("a b",),
+                    env={"X": "set"})
+    result = run_sh(f'M=mine; cd {tmp_path}; {snippet.render()}\necho "status=$? M=$M pwd=$(pwd) X=${{X:-unset}}"')
+    assert result.returncode == 0, result.stderr
+    assert _lines(result) == ["env=set arg=a b comment", f"status=3 M=mine pwd={tmp_path} X=unset"]
+
+
 def test_write_file_content_is_data(tmp_path):
     path = tmp_path / "f.sources"
     content = "URIs: $(touch /tmp/pwned)\n'quoted' \"too\"\n"
