@@ -187,19 +187,41 @@ class Journal:
         """
         await run_to_end(self._flush(step, end))
 
+    async def announce(self, text: str, change: StepChange | PrepChange) -> None:
+        """Emit the event that announces ``change`` and store the two in one transaction.
+
+        The event is numbered only once the journal's lock is held, so the flusher cannot store it
+        ahead of its change: whoever reads a preparation whose last_seq covers the event also reads
+        the change (the web gateway, which follows the stream and asks Status, relies on it).
+        """
+        await run_to_end(self._announce(text, change))
+
+    async def _announce(self, text: str, change: StepChange | PrepChange) -> None:
+        async with self._lock:
+            if isinstance(change, StepChange):
+                self.emit(change.name, Stream.EVENT, text, step_state=change.state)
+                await self._store(change, None)
+            else:
+                self.emit("", Stream.EVENT, text, prep_state=change.state)
+                await self._store(None, change)
+
     async def _flush(self, step: StepChange | None, end: PrepChange | None) -> None:
         async with self._lock:
-            batch, self.pending = self.pending, []
-            chars, self.pending_chars = self.pending_chars, 0
-            try:
-                await self.store.append_logs(self.prep_id, batch, step, end)
-                metrics.LOG_LINES.inc(len(batch))
-            except BaseException:
-                self.pending[:0] = batch  # nothing is dropped because a write failed
-                self.pending_chars += chars
-                raise
-            if batch:
-                self.stored = batch[-1].seq
+            await self._store(step, end)
+
+    async def _store(self, step: StepChange | None, end: PrepChange | None) -> None:
+        """Store the pending entries (and a change); the caller holds the lock."""
+        batch, self.pending = self.pending, []
+        chars, self.pending_chars = self.pending_chars, 0
+        try:
+            await self.store.append_logs(self.prep_id, batch, step, end)
+            metrics.LOG_LINES.inc(len(batch))
+        except BaseException:
+            self.pending[:0] = batch  # nothing is dropped because a write failed
+            self.pending_chars += chars
+            raise
+        if batch:
+            self.stored = batch[-1].seq
 
     def report_dropped(self, step: str) -> None:
         """Say how much output was not stored since the last report (at the end of a step)."""

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from serverprep.service import metrics
-from serverprep.service.domain import PrepChange, PrepState, ReplicaHolder, StepChange, StepState, Stream
+from serverprep.service.domain import PrepChange, PrepState, ReplicaHolder, StepChange, StepState
 from serverprep.service.errors import Cancelled, Interrupted, ReplicaNameInUse, ServerprepError, StorageError
 from serverprep.service.logbus import LogBus
 from serverprep.service.scheduler import Scheduler
@@ -90,10 +90,9 @@ class Replicas:
         running = next((s.name for s in prep.steps if s.state is StepState.RUNNING), "")
         now = time.time()
         if running:
-            journal.emit(running, Stream.EVENT, f"{running} interrupted", step_state=StepState.FAILED)
-            await journal.flush(step=StepChange(running, StepState.FAILED, now, message))
-        journal.emit("", Stream.EVENT, f"preparation FAILED: INTERRUPTED: {message}", prep_state=PrepState.FAILED)
-        await journal.flush(end=PrepChange(PrepState.FAILED, now, Interrupted.reason, message, running))
+            await journal.announce(f"{running} interrupted", StepChange(running, StepState.FAILED, now, message))
+        await journal.announce(f"preparation FAILED: INTERRUPTED: {message}",
+                               PrepChange(PrepState.FAILED, now, Interrupted.reason, message, running))
         await self.bus.close(prep_id)
 
     async def _watch(self) -> None:

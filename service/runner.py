@@ -214,15 +214,14 @@ class PreparationRunner:
         checkpoint()
         run.current_step = name
         run.step_started = time.monotonic()
-        run.journal.emit(name, Stream.EVENT, f"{name} RUNNING", step_state=StepState.RUNNING)
-        await run.journal.flush(step=StepChange(name, StepState.RUNNING, time.time()))
+        await run.journal.announce(f"{name} RUNNING", StepChange(name, StepState.RUNNING, time.time()))
         run.prep.step(name).state = StepState.RUNNING
 
     async def end_step(self, run: Run, name: str, state: StepState, message: str, exit_code: int | None = None) -> None:
         message = run.journal.redact(message)
         run.journal.report_dropped(name)
-        run.journal.emit(name, Stream.EVENT, f"{name} {state.value}" + (f": {message}" if message else ""), step_state=state)
-        await run.journal.flush(step=StepChange(name, state, time.time(), message, exit_code))
+        await run.journal.announce(f"{name} {state.value}" + (f": {message}" if message else ""),
+                                   StepChange(name, state, time.time(), message, exit_code))
         run.prep.step(name).state = state
         run.current_step = ""
         took = time.monotonic() - run.step_started
@@ -246,8 +245,7 @@ class PreparationRunner:
         redact = run.journal.redact
         message = redact(message)
         text = "preparation SUCCEEDED" if state is PrepState.SUCCEEDED else f"preparation {state.value}: {reason}: {message}"
-        run.journal.emit("", Stream.EVENT, text, prep_state=state)
-        await run.journal.flush(end=PrepChange(state, time.time(), reason, message, step))
+        await run.journal.announce(text, PrepChange(state, time.time(), reason, message, step))
         run.prep.state = state
         driver = run.prep.os.get("driver", "")
         metrics.PREPARATIONS.labels(state.value, reason, driver).inc()

@@ -30,6 +30,8 @@ def create(
 
     A known ``request_id`` returns the earlier preparation; an active one refuses.
     """
+    if not step_names:
+        raise ValueError("a preparation has at least one step")
     sid = server_id(server_name)
     if request_id and (earlier := _by_request_id(sid, request_id)) is not None:
         return _same_request(get(s, earlier.id), options), False
@@ -78,13 +80,17 @@ def _same_request(earlier: Preparation, options: Options) -> Preparation:
 
 
 def get(s: Session, prep_id: str, server_name: str | None = None) -> Preparation:
-    query = PreparationRow.select(PreparationRow, ServerRow.name).join(ServerRow).where(PreparationRow.id == prep_id)
+    # One statement, steps joined to their preparation: one snapshot of both on every backend, so a
+    # preparation's last_seq and state never come from another moment than its steps (two queries
+    # outside a transaction could straddle a commit).
+    query = (StepRow.select(StepRow, PreparationRow, ServerRow.name).join(PreparationRow).join(ServerRow)
+             .where(PreparationRow.id == prep_id))
     if server_name is not None:
         query = query.where(ServerRow.name == server_name)
-    row = query.first()
-    if row is None:
+    steps = list(query)
+    if not steps:
         raise PreparationNotFound(f"no preparation {prep_id!r}", metadata={"preparation_id": prep_id})
-    steps = StepRow.select().where(StepRow.preparation == prep_id)
+    row = steps[0].preparation
     return rows.preparation(row, row.server.name, steps, s.box)
 
 

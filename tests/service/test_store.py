@@ -99,6 +99,79 @@ def test_logs_and_state_change_commit_together(store):
     assert store.read_logs(prep.id, 0, 1)[0].text == "line 1 ünïcode \x1b[1m"
 
 
+def test_a_preparation_is_read_in_one_snapshot_with_its_steps(store):
+    """While another thread writes entries each with a step change, every read shows last_seq and
+    the steps of the same commit (a client compares last_seq with the stream it follows: a step
+    newer or older than last_seq would be shown wrong for good). Two separate queries straddled
+    commits: this failed within a few hundred reads."""
+    from serverprep.service.domain import StepChange
+
+    store.create_server(spec())
+    prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+    done = threading.Event()
+
+    async def write() -> None:
+        for seq in range(1, 1001):
+            if done.is_set():
+                return
+            entry = LogEntry(seq=seq, time=float(seq), step="detect_os", stream=Stream.EVENT, text=f"change {seq}")
+            await store.store.append_logs(prep.id, [entry], StepChange("detect_os", StepState.SUCCEEDED, float(seq), str(seq)))
+
+    writer = threading.Thread(target=asyncio.run, args=(write(),))
+    writer.start()
+    mismatched, reads = [], 0
+    try:
+        while writer.is_alive() and reads < 1000:
+            got = store.get_preparation(prep.id)
+            reads += 1
+            if got.last_seq and got.step("detect_os").message != str(got.last_seq):
+                mismatched.append((got.last_seq, got.step("detect_os").message))
+    finally:
+        done.set()
+        writer.join()
+    assert reads > 100 and mismatched == [], (reads, mismatched[:5])
+
+
+@pytest.mark.parametrize("head_start", [0, 1, 2, 3, 5])
+def test_an_event_is_stored_with_the_change_it_announces_whenever_the_flusher_runs(store, head_start):
+    """The flusher decides to store what is pending just as a step ends (its task made ``head_start``
+    loop turns before): the step's event never goes out in a batch without the step's change, or a
+    Status could show last_seq past the event with the step still RUNNING."""
+    from serverprep.service.domain import StepChange
+
+    store.create_server(spec())
+    prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+    batches = []
+
+    class Recording:
+        async def append_logs(self, prep_id, entries, step=None, end=None):
+            events = [(e.step_state, e.prep_state) for e in entries if e.step_state or e.prep_state]
+            batches.append((events, (step.state if step else None, end.state if end else None)))
+            await store.store.append_logs(prep_id, entries, step, end)
+
+    async def race(journal, text, change) -> None:
+        journal.emit("detect_os", Stream.STDOUT, "output")
+        flusher = asyncio.ensure_future(journal.flush())
+        for _ in range(head_start):
+            await asyncio.sleep(0)
+        await journal.announce(text, change)
+        await flusher
+
+    async def go() -> None:
+        journal = Journal(prep.id, Recording(), 0, lambda text: text, OutputBudget(100, 10**6), keep=100, keep_bytes=1 << 20)
+        await race(journal, "detect_os RUNNING", StepChange("detect_os", StepState.RUNNING, 1.0))
+        await race(journal, "detect_os SUCCEEDED", StepChange("detect_os", StepState.SUCCEEDED, 2.0))
+        await race(journal, "preparation FAILED", PrepChange(PrepState.FAILED, 3.0, "STEP_FAILED", "m", "detect_os"))
+        await journal.close()
+
+    asyncio.run(go())
+    for events, (step, end) in batches:
+        assert events == ([(step, None)] if step else [(None, end)] if end else []), batches
+    assert sum(1 for events, _ in batches if events) == 3
+    got = store.get_preparation(prep.id)
+    assert (got.last_seq, got.step("detect_os").state, got.state) == (6, StepState.SUCCEEDED, PrepState.FAILED)
+
+
 def test_every_entry_reads_back_exactly_as_it_was_written(store):
     """Texts (control characters, invalid UTF-8 already replaced, 16 KiB), times and states come back
     bit for bit: a live reader and one reading the database see the same entries."""
