@@ -189,7 +189,11 @@ class Worker:
 def _group(session: Session, batch: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]) -> list[tuple[bool, Any]]:
     """Run writes in one transaction, each in its own savepoint; (ok, result or error) for each."""
     outcomes: list[tuple[bool, Any]] = []
-    with session.database.atomic():
+    # SQLite: take the write lock at BEGIN, where the busy timeout waits for it. A deferred
+    # transaction that has read and then writes after another connection committed fails at once
+    # with "database is locked" (its snapshot is stale), whatever the timeout.
+    lock = {"lock_type": "IMMEDIATE"} if isinstance(session.database, peewee.SqliteDatabase) else {}
+    with session.database.atomic(**lock):
         for fn, args, kwargs in batch:
             try:
                 with session.database.atomic():

@@ -3,13 +3,15 @@
 import asyncio
 import inspect
 import random
+import subprocess
+import sys
 import threading
 
 import pytest
 
 from serverprep.drivers import STEP_NAMES
 from serverprep.service.domain import LogEntry, Options, PrepChange, PrepState, Secrets, ServerSpec, StepState, Stream
-from serverprep.service.errors import PreparationActive, ServerExists
+from serverprep.service.errors import ServerExists
 from serverprep.service.logbus import Journal, LogBus, OutputBudget
 from serverprep.service.secretbox import SecretBox
 from serverprep.service.store import Store
@@ -55,30 +57,48 @@ def test_unique_names(store):
         store.create_server(spec())
 
 
-def test_concurrent_prepares_from_separate_connections_yield_one_preparation(database_url, store):
-    """Like several replicas on one database: the partial unique index decides, not the process."""
+#: One replica: its own process and Store (one Store per process), waiting for the start file, then one Prepare.
+REPLICA = """
+import asyncio, os, sys, time
+from serverprep.drivers import STEP_NAMES
+from serverprep.service.domain import Options
+from serverprep.service.errors import PreparationActive
+from serverprep.service.secretbox import SecretBox
+from serverprep.service.store import Store
+
+store = Store(sys.argv[1], SecretBox.from_passphrase("test key"))
+store.database.connect()  # connected (pragmas set) before the start
+print("ready", flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.001)
+try:
+    prep, _ = asyncio.run(store.create_preparation("web1", Options(), "", STEP_NAMES))
+    print("created", prep.id)
+except PreparationActive as e:
+    print("active", e.preparation_id)
+"""
+
+
+def test_concurrent_prepares_from_separate_processes_yield_one_preparation(database_url, store, tmp_path):
+    """Like several replicas on one database (eight processes, let go at once): the partial unique
+    index decides, and the others are told which preparation is active; none fails otherwise."""
     store.create_server(spec())
-    results, errors = [], []
-    barrier = threading.Barrier(8)
-
-    def replica():
-        mine = Blocking(database_url, BOX)
-        try:
-            barrier.wait()
-            prep, _ = mine.create_preparation("web1", Options(), "", STEP_NAMES)
-            results.append(prep.id)
-        except PreparationActive as e:
-            errors.append(e.preparation_id)
-        finally:
-            mine.close()
-
-    threads = [threading.Thread(target=replica) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(results) == 1
-    assert set(errors) == set(results) and len(errors) == 7
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", REPLICA, database_url, str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(8)]
+    try:
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline() == "ready\n"
+        go.touch()
+        outs = [p.communicate(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    answers = [out.split() for out, _ in outs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    created = [pid for kind, pid in answers if kind == "created"]
+    active = [pid for kind, pid in answers if kind == "active"]
+    assert len(created) == 1 and active == created * 7, answers
 
 
 def test_request_id_returns_the_same_preparation(store):
