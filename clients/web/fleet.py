@@ -35,6 +35,10 @@ from serverprep.clients.web import convert, sse
 log = logging.getLogger("serverprep.web")
 
 _STEP_ENDS = frozenset({STEP_STATE_SUCCEEDED, STEP_STATE_SKIPPED, STEP_STATE_FAILED, STEP_STATE_CANCELLED})
+#: How long Status may answer older than a transition a stream showed before it is believed anyway:
+#: the service sends entries live before it stores them (within a fraction of a second), and entries
+#: it never stored (a crash) must not freeze the row.
+BEHIND_GRACE = 5.0
 
 
 @dataclass
@@ -48,6 +52,8 @@ class Row:
     seq: int = 0
     #: After a stream failed: not followed again before this time (time.monotonic()), swept meanwhile.
     follow_after: float = 0.0
+    #: When Status first answered older than ``seq`` (time.monotonic()), None while it keeps up.
+    behind_since: float | None = None
 
 
 def _active(prep: Preparation | None) -> bool:
@@ -202,11 +208,19 @@ class Fleet:
         cur = row.prep
         if prep is not None and cur is not None and cur.id:
             if prep.id == cur.id and prep.last_seq < row.seq:
-                return  # older than a transition the stream already showed; the stream's refresh brings a newer one
+                # Older than a transition the stream already showed (not stored yet): ask again until
+                # Status catches up, so that the details the stream does not carry are the newest.
+                now = time.monotonic()
+                if row.behind_since is None:
+                    row.behind_since = now
+                if now - row.behind_since < BEHIND_GRACE:
+                    self.refresh_soon(name, 0.5)
+                    return
             if prep.id != cur.id and prep.create_time.ToNanoseconds() < cur.create_time.ToNanoseconds():
                 return  # an answer from before a newer preparation was made
         if prep is None:
             return  # never prepared and still not; or pruning, which keeps the latest: an answer from before it
+        row.behind_since = None
         if cur is not None and prep.SerializeToString() == cur.SerializeToString():
             return  # nothing changed: the row is not sent again
         row.prep = prep

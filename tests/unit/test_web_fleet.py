@@ -1,0 +1,103 @@
+"""The web gateway's fleet rows when Status and the live stream disagree for a moment.
+
+The service sends log entries to live readers before it stores them, so a Status asked right after
+a transition can be older than what the stream showed. These tests drive the gateway's Fleet with a
+scripted Status (a stand-in for the service, beside the browser and gateway tests that use the real
+one) to prove the rule: an older Status is asked again until it catches up, and believed after a
+grace period (entries a crashed service never stored must not freeze a row). They prove the
+gateway's bookkeeping, not the service's timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from serverprep.clients.types import (
+    LOG_STREAM_EVENT,
+    PREPARATION_STATE_FAILED,
+    PREPARATION_STATE_RUNNING,
+    PREPARATION_STATE_SUCCEEDED,
+    STEP_STATE_RUNNING,
+    STEP_STATE_SUCCEEDED,
+    LogEntry,
+    Preparation,
+)
+from serverprep.clients.web import fleet, sse
+from serverprep.clients.web.convert import STEP_NAMES
+
+
+def preparation(state: int, last_seq: int, done: int, message: str = "") -> Preparation:
+    """Steps before ``done`` SUCCEEDED, step ``done`` RUNNING (none when done == 7)."""
+    prep = Preparation(id="p1", server="web1", state=state, last_seq=last_seq, attempt=1)
+    prep.create_time.FromSeconds(1_800_000_000)
+    for i, name in enumerate(STEP_NAMES):
+        step = prep.steps.add(name=name, state=STEP_STATE_SUCCEEDED if i < done else STEP_STATE_RUNNING if i == done else 0)
+        if i < done:
+            step.message = message
+    return prep
+
+
+class ScriptedStatus:
+    """Answers Status with the next preparation of a script, repeating the last one."""
+
+    def __init__(self, *answers: Preparation):
+        self.answers = list(answers)
+        self.calls = 0
+
+    async def status(self, name: str) -> Preparation:
+        self.calls += 1
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+def event(seq: int, step: str = "", step_state: int = 0, prep_state: int = 0) -> LogEntry:
+    return LogEntry(seq=seq, stream=LOG_STREAM_EVENT, step=step, step_state=step_state, preparation_state=prep_state)
+
+
+def fleet_of(client: ScriptedStatus) -> fleet.Fleet:
+    f = fleet.Fleet(client, sse.Hub(max_subscribers=1, backlog=10), refresh=60, max_streams=0)  # type: ignore[arg-type]
+    f.rows["web1"] = fleet.Row("web1", "10.0.0.5")
+    return f
+
+
+async def settle(f: fleet.Fleet, until, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not until():
+            await asyncio.sleep(0.05)
+    await f.close()
+
+
+def test_a_status_older_than_the_stream_is_asked_again_until_it_catches_up():
+    """The stream shows verify_docker SUCCEEDED and the end; the first Status is from before they were
+    stored. The row ends with the stored preparation (its messages), not the stale one."""
+    fresh = preparation(PREPARATION_STATE_SUCCEEDED, 12, 7, message="exit 0")
+    client = ScriptedStatus(preparation(PREPARATION_STATE_RUNNING, 10, 6), preparation(PREPARATION_STATE_RUNNING, 10, 6), fresh)
+
+    async def go() -> fleet.Fleet:
+        f = fleet_of(client)
+        f.apply_status("web1", preparation(PREPARATION_STATE_RUNNING, 10, 6))
+        f.apply_entry("web1", "p1", event(11, "verify_docker", STEP_STATE_SUCCEEDED))
+        f.apply_entry("web1", "p1", event(12, prep_state=PREPARATION_STATE_SUCCEEDED))
+        await settle(f, lambda: f.rows["web1"].prep == fresh)
+        return f
+
+    f = asyncio.run(go())
+    assert client.calls >= 3 and f.rows["web1"].seq == 12
+
+
+def test_a_status_that_stays_behind_is_believed_after_the_grace_period(monkeypatch):
+    """A service that crashed before storing what the stream showed comes back with a lower last_seq and
+    ends the preparation FAILED: the row shows that, and the next transitions apply again."""
+    monkeypatch.setattr(fleet, "BEHIND_GRACE", 0.4)
+    after_crash = preparation(PREPARATION_STATE_FAILED, 8, 5)
+    client = ScriptedStatus(after_crash)
+
+    async def go() -> fleet.Fleet:
+        f = fleet_of(client)
+        f.apply_status("web1", preparation(PREPARATION_STATE_RUNNING, 8, 5))
+        f.apply_entry("web1", "p1", event(9, "start_docker", STEP_STATE_SUCCEEDED))
+        f.apply_entry("web1", "p1", event(10, "configure_user", STEP_STATE_RUNNING))
+        await settle(f, lambda: f.rows["web1"].prep == after_crash)
+        return f
+
+    f = asyncio.run(go())
+    assert f.rows["web1"].seq == 8 and client.calls >= 2
