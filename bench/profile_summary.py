@@ -17,6 +17,7 @@ FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 AREAS = (
     ("service/store", "serverprep store (its own code)"),
     ("service/logbus", "serverprep log bus"),
+    ("service/journal", "serverprep log bus"),
     ("service/ssh", "serverprep ssh"),
     ("service/api", "serverprep api"),
     ("service/", "serverprep service, other"),

@@ -14,7 +14,7 @@ from serverprep.service import metrics, ssh
 from serverprep.service.aio import checkpoint
 from serverprep.service.domain import Options, Preparation, PrepChange, PrepState, Server, StepChange, StepState, Stream
 from serverprep.service.errors import Cancelled, ServerprepError
-from serverprep.service.logbus import Journal
+from serverprep.service.journal import Journal
 from serverprep.service.plugins import DriverRegistry
 from serverprep.service.settings import Settings
 from serverprep.service.steps import (

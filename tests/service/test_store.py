@@ -12,7 +12,8 @@ import pytest
 from serverprep.drivers import STEP_NAMES
 from serverprep.service.domain import LogEntry, Options, PrepChange, PrepState, Secrets, ServerSpec, StepState, Stream
 from serverprep.service.errors import ServerExists
-from serverprep.service.logbus import Journal, LogBus, OutputBudget
+from serverprep.service.journal import Journal, OutputBudget
+from serverprep.service.logbus import LogBus
 from serverprep.service.secretbox import SecretBox
 from serverprep.service.store import Store
 from serverprep.service.store.migrations import LATEST, current_version
