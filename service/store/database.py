@@ -55,6 +55,16 @@ def open_database(url: str) -> peewee.Database:
     return db_url.connect(url)
 
 
+def write_transaction(database: peewee.Database) -> Any:
+    """A transaction that writes. On SQLite it takes the write lock at BEGIN (IMMEDIATE), where the
+    busy timeout waits for it: a deferred transaction that has read and then writes after another
+    process committed fails at once with "database is locked" (its snapshot is stale), whatever the
+    timeout."""
+    if isinstance(database, peewee.SqliteDatabase):
+        return database.atomic(lock_type="IMMEDIATE")
+    return database.atomic()
+
+
 def writes(fn: Callable[P, T]) -> Callable[P, T]:
     """Marks a query function that writes: it joins the next group commit."""
     fn.writes = True  # type: ignore[attr-defined]
@@ -189,11 +199,7 @@ class Worker:
 def _group(session: Session, batch: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]) -> list[tuple[bool, Any]]:
     """Run writes in one transaction, each in its own savepoint; (ok, result or error) for each."""
     outcomes: list[tuple[bool, Any]] = []
-    # SQLite: take the write lock at BEGIN, where the busy timeout waits for it. A deferred
-    # transaction that has read and then writes after another connection committed fails at once
-    # with "database is locked" (its snapshot is stale), whatever the timeout.
-    lock = {"lock_type": "IMMEDIATE"} if isinstance(session.database, peewee.SqliteDatabase) else {}
-    with session.database.atomic(**lock):
+    with write_transaction(session.database):
         for fn, args, kwargs in batch:
             try:
                 with session.database.atomic():

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from peewee import Database
+from peewee import Database, PostgresqlDatabase
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as migrate_ops
 
+from serverprep.service.store.database import write_transaction
 from serverprep.service.store.models import LogRow, PreparationRow, ReplicaRow, SchemaVersion, ServerRow, StepRow
 
 
@@ -47,6 +48,10 @@ MIGRATIONS: list[tuple[int, Callable[[Database], None]]] = [
 LATEST = MIGRATIONS[-1][0]
 
 
+#: The PostgreSQL advisory lock that serializes migrations ("serverprep" in ASCII, as an int64).
+MIGRATION_LOCK = int.from_bytes(b"serverpr", "big") >> 1
+
+
 def current_version(db: Database) -> int:
     if not db.table_exists(SchemaVersion._meta.table_name):
         return 0
@@ -57,7 +62,12 @@ def current_version(db: Database) -> int:
 def migrate(db: Database) -> list[int]:
     """Apply every migration newer than the database; return the versions applied."""
     applied = []
-    with db.atomic():
+    # Replicas starting at once: the second waits for the first, then finds nothing to do. (SQLite
+    # locks the file at BEGIN IMMEDIATE; on PostgreSQL two CREATE TABLE IF NOT EXISTS can both go
+    # ahead and one then fails on the catalogue's unique index, so a lock for the transaction.)
+    with write_transaction(db):
+        if isinstance(db, PostgresqlDatabase):
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         db.create_tables([SchemaVersion], safe=True)
         have = current_version(db)
         if have > LATEST:

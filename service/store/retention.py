@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import peewee
 
 from serverprep.service.store import rows
-from serverprep.service.store.database import Session, writes_alone
+from serverprep.service.store.database import Session, write_transaction, writes_alone
 from serverprep.service.store.models import LogRow, PreparationRow, ServerRow, StepRow
 
 
@@ -73,7 +73,7 @@ def remove(s: Session, prep_ids: list[str], chunk: int = 5000) -> int:
             removed += n
             if n < chunk:
                 break
-        with s.database.atomic():
+        with write_transaction(s.database):
             row = PreparationRow.get_or_none(PreparationRow.id == prep_id)
             if row is None or row.state in rows.ACTIVE_STATES:
                 continue

@@ -58,7 +58,8 @@ def test_unique_names(store):
         store.create_server(spec())
 
 
-#: One replica: its own process and Store (one Store per process), waiting for the start file, then one Prepare.
+#: One replica: its own process and Store (one Store per process), waiting for the start file, then
+#: one Prepare ("prepare") or the start-up migration ("migrate").
 REPLICA = """
 import asyncio, os, sys, time
 from serverprep.drivers import STEP_NAMES
@@ -72,6 +73,9 @@ store.database.connect()  # connected (pragmas set) before the start
 print("ready", flush=True)
 while not os.path.exists(sys.argv[2]):
     time.sleep(0.001)
+if sys.argv[3] == "migrate":
+    print("migrated", len(asyncio.run(store.migrate())))
+    sys.exit()
 try:
     prep, _ = asyncio.run(store.create_preparation("web1", Options(), "", STEP_NAMES))
     print("created", prep.id)
@@ -80,26 +84,40 @@ except PreparationActive as e:
 """
 
 
-def test_concurrent_prepares_from_separate_processes_yield_one_preparation(database_url, store, tmp_path):
-    """Like several replicas on one database (eight processes, let go at once): the partial unique
-    index decides, and the others are told which preparation is active; none fails otherwise."""
-    store.create_server(spec())
+def replicas(database_url: str, tmp_path, action: str, n: int = 8) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    """Start ``n`` replica processes, let them go at once, and return what each printed (split)."""
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", REPLICA, database_url, str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(8)]
+    procs = [subprocess.Popen([sys.executable, "-c", REPLICA, database_url, str(go), action], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(n)]
     try:
         for p in procs:
-            assert p.stdout is not None and p.stdout.readline() == "ready\n"
+            assert p.stdout is not None and p.stderr is not None
+            if (line := p.stdout.readline()) != "ready\n":
+                pytest.fail(f"a replica did not start: {line!r} {p.stderr.read()}")
         go.touch()
         outs = [p.communicate(timeout=60) for p in procs]
     finally:
         for p in procs:
             p.kill()
-    answers = [out.split() for out, _ in outs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    return [out.split() for out, _ in outs]
+
+
+def test_concurrent_prepares_from_separate_processes_yield_one_preparation(database_url, store, tmp_path):
+    """Like several replicas on one database (eight processes, let go at once): the partial unique
+    index decides, and the others are told which preparation is active; none fails otherwise."""
+    store.create_server(spec())
+    answers = replicas(database_url, tmp_path, "prepare")
     created = [pid for kind, pid in answers if kind == "created"]
     active = [pid for kind, pid in answers if kind == "active"]
     assert len(created) == 1 and active == created * 7, answers
+
+
+def test_replicas_starting_at_once_migrate_a_new_database_once(database_url, tmp_path):
+    """Four processes start on one empty database at the same moment: one applies every migration,
+    the others wait for it and find nothing to do."""
+    answers = replicas(database_url, tmp_path, "migrate", n=4)
+    assert sorted(int(n) for _, n in answers) == [0, 0, 0, LATEST], answers
 
 
 def test_request_id_returns_the_same_preparation(store):
