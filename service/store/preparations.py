@@ -83,7 +83,7 @@ def get(s: Session, prep_id: str, server_name: str | None = None) -> Preparation
     # One statement, steps joined to their preparation: one snapshot of both on every backend, so a
     # preparation's last_seq and state never come from another moment than its steps (two queries
     # outside a transaction could straddle a commit).
-    query = (StepRow.select(StepRow, PreparationRow, ServerRow.name).join(PreparationRow).join(ServerRow)
+    query = (StepRow.select(StepRow, PreparationRow, ServerRow.id, ServerRow.name).join(PreparationRow).join(ServerRow)
              .where(PreparationRow.id == prep_id))
     if server_name is not None:
         query = query.where(ServerRow.name == server_name)

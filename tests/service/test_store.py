@@ -11,7 +11,7 @@ import pytest
 
 from serverprep.drivers import STEP_NAMES
 from serverprep.service.domain import LogEntry, Options, PrepChange, PrepState, Secrets, ServerSpec, StepState, Stream
-from serverprep.service.errors import ServerExists
+from serverprep.service.errors import PreparationActive, ServerExists
 from serverprep.service.journal import Journal, OutputBudget
 from serverprep.service.logbus import LogBus
 from serverprep.service.secretbox import SecretBox
@@ -125,6 +125,19 @@ def test_request_id_returns_the_same_preparation(store):
     first, created = store.create_preparation("web1", Options(), "req-1", STEP_NAMES)
     again, created_again = store.create_preparation("web1", Options(), "req-1", STEP_NAMES)
     assert created and not created_again and again.id == first.id
+
+
+def test_a_retry_while_another_preparation_runs_names_the_active_one(store):
+    """A preparation read back carries its server's id (the join selected only the name, so it was
+    None, and this refusal said '?' instead of the preparation in the way)."""
+    store.create_server(spec())
+    first, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+    store.append_logs(first.id, [], end=PrepChange(PrepState.FAILED, 1.0, "STEP_FAILED", "m", "detect_os"))
+    second, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+    assert store.get_preparation(first.id).server_id == store.get_server("web1").id
+    with pytest.raises(PreparationActive) as refused:
+        store.reset_for_retry(first.id)
+    assert refused.value.preparation_id == second.id
 
 
 def test_logs_and_state_change_commit_together(store):
