@@ -69,6 +69,8 @@ class Journal:
         self.budget = budget
         self._reported = 0
         self.pending: list[LogEntry] = []
+        #: Changes whose write failed: stored with the next batch, where their events still are.
+        self.unstored: list[StepChange | PrepChange] = []
         self.pending_chars = 0
         #: The newest entries (up to ``keep`` of them and ``keep_bytes`` characters of text, and every
         #: one not stored yet), for live readers: one list for all of them, so a reader that does not
@@ -204,12 +206,16 @@ class Journal:
         """Store the pending entries (and a change); the caller holds the lock."""
         batch, self.pending = self.pending, []
         chars, self.pending_chars = self.pending_chars, 0
+        earlier, self.unstored = self.unstored, []
         try:
-            await self.store.append_logs(self.prep_id, batch, step, end)
+            await self.store.append_logs(self.prep_id, batch, step, end, earlier=earlier)
             metrics.LOG_LINES.inc(len(batch))
         except BaseException:
-            self.pending[:0] = batch  # nothing is dropped because a write failed
+            # Nothing is dropped because a write failed, and an event stays with its change: the
+            # next write stores both.
+            self.pending[:0] = batch
             self.pending_chars += chars
+            self.unstored[:0] = [*earlier, *(c for c in (step, end) if c is not None)]
             raise
         if batch:
             self.stored = batch[-1].seq

@@ -184,6 +184,36 @@ def test_a_preparation_is_read_in_one_snapshot_with_its_steps(store):
     assert reads > 100 and mismatched == [], (reads, mismatched[:5])
 
 
+def test_an_event_whose_write_failed_is_stored_later_with_its_change(store):
+    """The database refuses the write of a step's end once (disk full, a failover): the event stays
+    pending with its change, and the flusher's next write stores both, not the event alone."""
+    from serverprep.service.domain import StepChange
+    from serverprep.service.errors import StorageError
+
+    store.create_server(spec())
+    prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+
+    class RefusesOnce:
+        refused = False
+
+        async def append_logs(self, prep_id, entries, step=None, end=None, earlier=()):
+            if not self.refused:
+                self.refused = True
+                raise StorageError("database error: disk is full")
+            await store.store.append_logs(prep_id, entries, step, end, **({"earlier": earlier} if earlier else {}))
+
+    async def go() -> None:
+        journal = Journal(prep.id, RefusesOnce(), 0, lambda text: text, OutputBudget(100, 10**6), keep=100, keep_bytes=1 << 20)
+        with pytest.raises(StorageError):
+            await journal.announce("detect_os SUCCEEDED", StepChange("detect_os", StepState.SUCCEEDED, 1.0, "ok"))
+        await journal.flush()  # what the flusher does next
+        await journal.close()
+
+    asyncio.run(go())
+    got = store.get_preparation(prep.id)
+    assert (got.last_seq, got.step("detect_os").state, got.step("detect_os").message) == (1, StepState.SUCCEEDED, "ok")
+
+
 @pytest.mark.parametrize("head_start", [0, 1, 2, 3, 5])
 def test_an_event_is_stored_with_the_change_it_announces_whenever_the_flusher_runs(store, head_start):
     """The flusher decides to store what is pending just as a step ends (its task made ``head_start``
@@ -196,10 +226,10 @@ def test_an_event_is_stored_with_the_change_it_announces_whenever_the_flusher_ru
     batches = []
 
     class Recording:
-        async def append_logs(self, prep_id, entries, step=None, end=None):
+        async def append_logs(self, prep_id, entries, step=None, end=None, earlier=()):
             events = [(e.step_state, e.prep_state) for e in entries if e.step_state or e.prep_state]
             batches.append((events, (step.state if step else None, end.state if end else None)))
-            await store.store.append_logs(prep_id, entries, step, end)
+            await store.store.append_logs(prep_id, entries, step, end, earlier=earlier)
 
     async def race(journal, text, change) -> None:
         journal.emit("detect_os", Stream.STDOUT, "output")
