@@ -216,15 +216,15 @@ class Fleet:
                 if now - row.behind_since < BEHIND_GRACE:
                     self.refresh_soon(name, 0.5)
                     return
-            if prep.id != cur.id and prep.create_time.ToNanoseconds() < cur.create_time.ToNanoseconds():
+            elif prep.id != cur.id and prep.create_time.ToNanoseconds() < cur.create_time.ToNanoseconds():
                 return  # an answer from before a newer preparation was made
+        row.behind_since = None
         if prep is None:
             return  # never prepared and still not; or pruning, which keeps the latest: an answer from before it
-        row.behind_since = None
+        row.seq = prep.last_seq  # what Status says is stored: also when it is believed after the grace period
         if cur is not None and prep.SerializeToString() == cur.SerializeToString():
             return  # nothing changed: the row is not sent again
         row.prep = prep
-        row.seq = prep.last_seq
         self.dirty.add(name)
         self._follow_more()
 
@@ -234,7 +234,7 @@ class Fleet:
         if row is None:
             self.rows[name] = row = Row(name, "")
         if row.prep is None or row.prep.id != prep.id or prep.last_seq >= row.seq:
-            row.prep, row.seq = prep, prep.last_seq
+            row.prep, row.seq, row.behind_since = prep, prep.last_seq, None
             self.dirty.add(name)
         self.refresh_soon(name)
         self._follow_more()

@@ -63,7 +63,6 @@ async def settle(f: fleet.Fleet, until, timeout: float = 10.0) -> None:  # type:
     async with asyncio.timeout(timeout):
         while not until():
             await asyncio.sleep(0.05)
-    await f.close()
 
 
 def test_a_status_older_than_the_stream_is_asked_again_until_it_catches_up():
@@ -78,6 +77,7 @@ def test_a_status_older_than_the_stream_is_asked_again_until_it_catches_up():
         f.apply_entry("web1", "p1", event(11, "verify_docker", STEP_STATE_SUCCEEDED))
         f.apply_entry("web1", "p1", event(12, prep_state=PREPARATION_STATE_SUCCEEDED))
         await settle(f, lambda: f.rows["web1"].prep == fresh)
+        await f.close()
         return f
 
     f = asyncio.run(go())
@@ -86,7 +86,7 @@ def test_a_status_older_than_the_stream_is_asked_again_until_it_catches_up():
 
 def test_a_status_that_stays_behind_is_believed_after_the_grace_period(monkeypatch):
     """A service that crashed before storing what the stream showed comes back with a lower last_seq and
-    ends the preparation FAILED: the row shows that, and the next transitions apply again."""
+    ends the preparation FAILED: the row shows that, and the next transition (a Retry) applies again."""
     monkeypatch.setattr(fleet, "BEHIND_GRACE", 0.4)
     after_crash = preparation(PREPARATION_STATE_FAILED, 8, 5)
     client = ScriptedStatus(after_crash)
@@ -97,7 +97,10 @@ def test_a_status_that_stays_behind_is_believed_after_the_grace_period(monkeypat
         f.apply_entry("web1", "p1", event(9, "start_docker", STEP_STATE_SUCCEEDED))
         f.apply_entry("web1", "p1", event(10, "configure_user", STEP_STATE_RUNNING))
         await settle(f, lambda: f.rows["web1"].prep == after_crash)
+        f.apply_entry("web1", "p1", event(9, "", prep_state=PREPARATION_STATE_RUNNING))  # a Retry's first transition
+        await f.close()
         return f
 
     f = asyncio.run(go())
-    assert f.rows["web1"].seq == 8 and client.calls >= 2
+    assert client.calls >= 2 and f.rows["web1"].seq == 9 and f.rows["web1"].prep.state == PREPARATION_STATE_RUNNING
+    assert f.rows["web1"].prep.attempt == 2  # a FAILED preparation RUNNING again is its next attempt
