@@ -172,13 +172,13 @@ class Journal:
             self._changed.set_result(None)
             self._changed = None
 
-    async def flush(self, *, step: StepChange | None = None, end: PrepChange | None = None) -> None:
-        """Store pending entries (and a state change) in one transaction.
+    async def flush(self) -> None:
+        """Store pending entries in one transaction.
 
         A cancellation that arrives meanwhile waits for the write: entries are stored once or kept
         for the next flush, never both.
         """
-        await run_to_end(self._flush(step, end))
+        await run_to_end(self._flush())
 
     async def announce(self, text: str, change: StepChange | PrepChange) -> None:
         """Emit the event that announces ``change`` and store the two in one transaction.
@@ -193,29 +193,28 @@ class Journal:
         async with self._lock:
             if isinstance(change, StepChange):
                 self.emit(change.name, Stream.EVENT, text, step_state=change.state)
-                await self._store(change, None)
             else:
                 self.emit("", Stream.EVENT, text, prep_state=change.state)
-                await self._store(None, change)
+            await self._store([change])
 
-    async def _flush(self, step: StepChange | None, end: PrepChange | None) -> None:
+    async def _flush(self) -> None:
         async with self._lock:
-            await self._store(step, end)
+            await self._store([])
 
-    async def _store(self, step: StepChange | None, end: PrepChange | None) -> None:
-        """Store the pending entries (and a change); the caller holds the lock."""
+    async def _store(self, changes: list[StepChange | PrepChange]) -> None:
+        """Store the pending entries with the changes they announce; the caller holds the lock."""
         batch, self.pending = self.pending, []
         chars, self.pending_chars = self.pending_chars, 0
-        earlier, self.unstored = self.unstored, []
+        changes, self.unstored = [*self.unstored, *changes], []
         try:
-            await self.store.append_logs(self.prep_id, batch, step, end, earlier=earlier)
+            await self.store.append_logs(self.prep_id, batch, changes)
             metrics.LOG_LINES.inc(len(batch))
         except BaseException:
             # Nothing is dropped because a write failed, and an event stays with its change: the
             # next write stores both.
             self.pending[:0] = batch
             self.pending_chars += chars
-            self.unstored[:0] = [*earlier, *(c for c in (step, end) if c is not None)]
+            self.unstored[:0] = changes
             raise
         if batch:
             self.stored = batch[-1].seq

@@ -147,8 +147,11 @@ class Scheduler:
         now = time.time()
         running = next((s.name for s in current.steps if s.state is StepState.RUNNING), "")
         state = PrepState.CANCELLED if isinstance(error, Cancelled) else PrepState.FAILED
-        step = StepChange(running, StepState.CANCELLED if state is PrepState.CANCELLED else StepState.FAILED, now, error.message) if running else None
-        await self.store.append_logs(prep_id, [], step, PrepChange(state, now, error.reason, error.message, running))
+        changes: list[StepChange | PrepChange] = []
+        if running:
+            changes.append(StepChange(running, StepState.CANCELLED if state is PrepState.CANCELLED else StepState.FAILED, now, error.message))
+        changes.append(PrepChange(state, now, error.reason, error.message, running))
+        await self.store.append_logs(prep_id, [], changes)
 
     async def _release(self, prep: Preparation, run: Run | None, ended: bool) -> None:
         self._runs.pop(prep.id, None)

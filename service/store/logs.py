@@ -18,13 +18,9 @@ _INSERT = "INSERT INTO log_line (preparation_id, seq, time, step, stream, text, 
 
 
 @writes
-def append(
-    s: Session, prep_id: str, entries: Sequence[LogEntry], step: StepChange | None = None, end: PrepChange | None = None,
-    *, earlier: Sequence[StepChange | PrepChange] = (),
-) -> None:
-    """Store log entries, and optionally a step's or the preparation's change, in one transaction
-    (the group commit's savepoint). ``earlier`` are changes whose own write failed, applied first:
-    their events are among ``entries``."""
+def append(s: Session, prep_id: str, entries: Sequence[LogEntry], changes: Sequence[StepChange | PrepChange] = ()) -> None:
+    """Store log entries and the steps' or the preparation's changes they announce, in order, in
+    one transaction (the group commit's savepoint)."""
     if entries:
         values = [(prep_id, e.seq, e.time, e.step, e.stream.value, e.text,
                    e.step_state.value if e.step_state else None, e.prep_state.value if e.prep_state else None) for e in entries]
@@ -35,15 +31,11 @@ def append(
             for start in range(0, len(values), INSERT_CHUNK):
                 LogRow.insert_many(values[start : start + INSERT_CHUNK], fields=_FIELDS).execute()
         PreparationRow.update(last_seq=entries[-1].seq).where(PreparationRow.id == prep_id).execute()
-    for change in earlier:
+    for change in changes:
         if isinstance(change, StepChange):
             preparations.apply_step(prep_id, change)
         else:
             preparations.apply_end(prep_id, change)
-    if step is not None:
-        preparations.apply_step(prep_id, step)
-    if end is not None:
-        preparations.apply_end(prep_id, end)
 
 
 _FIELDS = [LogRow.preparation, LogRow.seq, LogRow.time, LogRow.step, LogRow.stream, LogRow.text, LogRow.step_state, LogRow.prep_state]

@@ -37,7 +37,7 @@ async def fill(url: str, box: SecretBox, servers: int = 3, per_server: int = 30,
                            for k in range(1, lines + 1)]
                 last = i == per_server - 1
                 end = None if last else PrepChange(PrepState.SUCCEEDED if i % 2 else PrepState.FAILED, time.time(), "", "", "")
-                await store.append_logs(prep.id, entries, None, end)
+                await store.append_logs(prep.id, entries, [end] if end else [])
                 if last:
                     await store.start_running(prep.id, "r1", time.time())
     finally:

@@ -132,7 +132,7 @@ def test_a_retry_while_another_preparation_runs_names_the_active_one(store):
     None, and this refusal said '?' instead of the preparation in the way)."""
     store.create_server(spec())
     first, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
-    store.append_logs(first.id, [], end=PrepChange(PrepState.FAILED, 1.0, "STEP_FAILED", "m", "detect_os"))
+    store.append_logs(first.id, [], [PrepChange(PrepState.FAILED, 1.0, "STEP_FAILED", "m", "detect_os")])
     second, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
     assert store.get_preparation(first.id).server_id == store.get_server("web1").id
     with pytest.raises(PreparationActive) as refused:
@@ -144,7 +144,7 @@ def test_logs_and_state_change_commit_together(store):
     store.create_server(spec())
     prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
     entries = [LogEntry(seq=i, time=float(i), step="detect_os", stream=Stream.STDOUT, text=f"line {i} ünïcode \x1b[1m") for i in range(1, 451)]
-    store.append_logs(prep.id, entries, end=PrepChange(PrepState.FAILED, 451.0, "STEP_FAILED", "m", "detect_os"))
+    store.append_logs(prep.id, entries, [PrepChange(PrepState.FAILED, 451.0, "STEP_FAILED", "m", "detect_os")])
     assert [e.seq for e in store.read_logs(prep.id, 100, 1000)] == list(range(101, 451))
     got = store.get_preparation(prep.id)
     assert (got.state, got.last_seq, got.failed_step) == (PrepState.FAILED, 450, "detect_os")
@@ -167,7 +167,7 @@ def test_a_preparation_is_read_in_one_snapshot_with_its_steps(store):
             if done.is_set():
                 return
             entry = LogEntry(seq=seq, time=float(seq), step="detect_os", stream=Stream.EVENT, text=f"change {seq}")
-            await store.store.append_logs(prep.id, [entry], StepChange("detect_os", StepState.SUCCEEDED, float(seq), str(seq)))
+            await store.store.append_logs(prep.id, [entry], [StepChange("detect_os", StepState.SUCCEEDED, float(seq), str(seq))])
 
     writer = threading.Thread(target=asyncio.run, args=(write(),))
     writer.start()
@@ -196,11 +196,11 @@ def test_an_event_whose_write_failed_is_stored_later_with_its_change(store):
     class RefusesOnce:
         refused = False
 
-        async def append_logs(self, prep_id, entries, step=None, end=None, earlier=()):
+        async def append_logs(self, prep_id, entries, changes=()):
             if not self.refused:
                 self.refused = True
                 raise StorageError("database error: disk is full")
-            await store.store.append_logs(prep_id, entries, step, end, **({"earlier": earlier} if earlier else {}))
+            await store.store.append_logs(prep_id, entries, changes)
 
     async def go() -> None:
         journal = Journal(prep.id, RefusesOnce(), 0, lambda text: text, OutputBudget(100, 10**6), keep=100, keep_bytes=1 << 20)
@@ -226,10 +226,10 @@ def test_an_event_is_stored_with_the_change_it_announces_whenever_the_flusher_ru
     batches = []
 
     class Recording:
-        async def append_logs(self, prep_id, entries, step=None, end=None, earlier=()):
+        async def append_logs(self, prep_id, entries, changes=()):
             events = [(e.step_state, e.prep_state) for e in entries if e.step_state or e.prep_state]
-            batches.append((events, (step.state if step else None, end.state if end else None)))
-            await store.store.append_logs(prep_id, entries, step, end, earlier=earlier)
+            batches.append((events, [(c.state, None) if isinstance(c, StepChange) else (None, c.state) for c in changes]))
+            await store.store.append_logs(prep_id, entries, changes)
 
     async def race(journal, text, change) -> None:
         journal.emit("detect_os", Stream.STDOUT, "output")
@@ -247,8 +247,8 @@ def test_an_event_is_stored_with_the_change_it_announces_whenever_the_flusher_ru
         await journal.close()
 
     asyncio.run(go())
-    for events, (step, end) in batches:
-        assert events == ([(step, None)] if step else [(None, end)] if end else []), batches
+    for events, changes in batches:
+        assert events == changes, batches
     assert sum(1 for events, _ in batches if events) == 3
     got = store.get_preparation(prep.id)
     assert (got.last_seq, got.step("detect_os").state, got.state) == (6, StepState.SUCCEEDED, PrepState.FAILED)
