@@ -183,7 +183,7 @@ def agent_script(marker: str, refs: SecretRefs | None = None) -> str:
     """A shell that runs step scripts sent on its standard input, one after another.
 
     It reads the secrets once (after a ``MARKER secrets`` line, which also skips the sudo password
-    line when sudo did not read it), says ``MARKER agent PID``, then for each ``MARKER step N``
+    line when sudo did not read it), says ``MARKER agent PID``, then for each ``MARKER step``
     request reads the script's lines up to ``MARKER end`` and runs it in its own process group
     (setsid), with the secrets (if any) on the script's standard input, and says ``MARKER done
     STATUS``. It ends with its input. One session and one sudo serve every step of a preparation,
@@ -204,7 +204,7 @@ def agent_script(marker: str, refs: SecretRefs | None = None) -> str:
         *(f"IFS= read -r {name}" for name in names),
         'echo "$M agent $$"',
         "while IFS= read -r l; do",
-        '  case "$l" in "$M step "*) ;; *) continue ;; esac',
+        '  [ "$l" = "$M step" ] || continue',
         "  s=",
         '  while IFS= read -r l && [ "$l" != "$M end" ]; do s="$s$l',
         '"; done',
@@ -218,7 +218,7 @@ def agent_request(marker: str, script: str) -> str:
     """What to write to an agent so that it runs ``script`` (its lines, then an end line no
     script line can be: the agent's marker is unguessable)."""
     body = script if script.endswith("\n") else script + "\n"
-    return f"{marker} step {len(body.encode())}\n{body}{marker} end\n"
+    return f"{marker} step\n{body}{marker} end\n"
 
 
 def secrets_input(marker: str, refs: SecretRefs | None) -> str:
