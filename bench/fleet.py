@@ -38,6 +38,7 @@ DEFAULT_TOOLS = TOOLS[:5]
 PEER_RECORDING = Path(__file__).resolve().parent / "recordings" / "serverprep-0.1.json"
 MAX_SERVERS = 2000
 MAX_ROUNDS = 10
+MAX_OUTPUT_LINES = 10_000
 
 
 @dataclass
@@ -228,6 +229,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=3600, help="seconds the whole benchmark may take (default 3600)")
     p.add_argument("--postgres", default=os.environ.get("SERVERPREP_TEST_POSTGRES_URL", ""),
                    help="for serverprep-postgres: a PostgreSQL URL allowed to create databases (default $SERVERPREP_TEST_POSTGRES_URL)")
+    p.add_argument("--output-lines", type=int, default=0,
+                   help=f"lines each apt-get call prints, for every tool (0..{MAX_OUTPUT_LINES}; default 0: none; a real install prints hundreds)")
     p.add_argument("--profile", type=Path, help="also run py-spy on `serverprep serve` in each N's first round; output here")
     p.add_argument("--json", type=Path, help="write every sample (and the recording) to this file")
     p.add_argument("--smoke", action="store_true", help="N=3, one round (CI): proves every part runs, times nothing")
@@ -255,6 +258,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     for name in ("readers", "prepare_window"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must not be negative")
+    if not 0 <= args.output_lines <= MAX_OUTPUT_LINES:
+        p.error(f"--output-lines must be between 0 and {MAX_OUTPUT_LINES}")
     if not 0 < args.status_rate <= 1000:
         p.error("--status-rate must be in (0, 1000]")
     return args
@@ -273,6 +278,11 @@ def main(argv: list[str]) -> int:
         print(f"serverprep today (floor-now): {recs['now'].summary()}; floor, pyinfra, ansible: serverprep 0.1's "
               f"{recs['peers'].summary()}", flush=True)
         with fleet_host(max(args.servers)) as host:
+            if args.output_lines:
+                # Shell builtins only: the output costs no process on the simulated servers.
+                host.behave("apt-get", f'i=0; while [ $i -lt {args.output_lines} ]; do i=$((i+1)); '
+                                       'echo "Get:$i http://deb.debian.org/debian bookworm/main amd64 package-$i 1.0-$i [$i kB]"; done')
+                print(f"every apt-get call prints {args.output_lines} lines", flush=True)
             for n in args.servers:
                 load_before = loadavg()
                 for rnd in range(args.rounds):
