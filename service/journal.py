@@ -75,7 +75,10 @@ class Journal:
         #: The newest entries (up to ``keep`` of them and ``keep_bytes`` characters of text, and every
         #: one not stored yet), for live readers: one list for all of them, so a reader that does not
         #: read costs no memory, and one whose entries left the window reads them from the database.
+        #: With no live reader it holds only what is not stored yet (see ``reader_left``).
         self.window: list[LogEntry] = []
+        #: Live readers following this journal (``LogBus.follow``).
+        self.readers = 0
         self.window_first = last_seq + 1
         self.window_chars = 0
         self.keep = keep
@@ -153,6 +156,25 @@ class Journal:
         self._trim_at = len(self.window) + max(self.keep // 2, 1)
         self._trim_chars_at = self.window_chars + max(self.keep_bytes // 2, 1)
 
+    def reader_came(self) -> None:
+        self.readers += 1
+
+    def reader_left(self) -> None:
+        self.readers -= 1
+        if not self.readers:
+            self._forget_stored()
+
+    def _forget_stored(self) -> None:
+        """Without a live reader, stored entries leave the window at once: a reader that comes later
+        reads them from the database. (Kept until a trim, they cost a running preparation up to
+        ``keep_bytes`` of memory each, whether anybody reads them or not.)"""
+        cut = self.stored - self.window_first + 1
+        if cut <= 0:
+            return
+        self.window_chars -= sum(len(e.text) for e in self.window[:cut])
+        del self.window[:cut]
+        self.window_first += cut
+
     def since(self, after: int, limit: int) -> list[LogEntry] | None:
         """Entries after ``after`` held in memory (at most ``limit``); None when they are older than
         the window (stored: read them from the database)."""
@@ -218,6 +240,8 @@ class Journal:
             raise
         if batch:
             self.stored = batch[-1].seq
+            if not self.readers:
+                self._forget_stored()
 
     def report_dropped(self, step: str) -> None:
         """Say how much output was not stored since the last report (at the end of a step)."""

@@ -61,7 +61,8 @@ class LogBus:
 
         A reader takes what it has not seen from the journal's window in memory, or from the
         database when it is further behind than the window: it never misses or repeats an entry,
-        is never cut off for being slow, and costs no memory while it does not read.
+        is never cut off for being slow, and costs no memory while it does not read. The window
+        keeps stored entries only while some reader follows the preparation.
         """
         journal = self.journals.get(prep_id) if follow else None
         last = after_seq
@@ -76,21 +77,25 @@ class LogBus:
                         last = batch[-1].seq
                         yield batch
                 return
-            while True:
-                batch = journal.since(last, READ_BATCH)
-                if batch is None:
-                    batch = await self.store.read_logs(prep_id, last, READ_BATCH)
-                if batch:
-                    last = batch[-1].seq
-                    yield batch
-                    continue
-                if journal.closed:
-                    if journal.ended:
-                        return
-                    raise _stopping(last)  # closed for a shutdown before the preparation ended
-                if self.closing:
-                    raise _stopping(last)
-                await asyncio.shield(journal.changed())  # shielded: one reader leaving must not cancel it for all
+            journal.reader_came()  # from now on the window keeps stored entries for this reader too
+            try:
+                while True:
+                    batch = journal.since(last, READ_BATCH)
+                    if batch is None:
+                        batch = await self.store.read_logs(prep_id, last, READ_BATCH)
+                    if batch:
+                        last = batch[-1].seq
+                        yield batch
+                        continue
+                    if journal.closed:
+                        if journal.ended:
+                            return
+                        raise _stopping(last)  # closed for a shutdown before the preparation ended
+                    if self.closing:
+                        raise _stopping(last)
+                    await asyncio.shield(journal.changed())  # shielded: one reader leaving must not cancel it for all
+            finally:
+                journal.reader_left()
         finally:
             metrics.LOG_READERS.dec()
 
