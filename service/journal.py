@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from serverprep.service import metrics
@@ -21,6 +21,42 @@ FLUSH_INTERVAL = 0.2
 #: command that prints fast fills a batch long before the interval ends. (Half the window's
 #: text budget pending does the same, so that long lines cannot pile up unstored.)
 FLUSH_EARLY = 2000
+#: What an entry waiting to be stored costs beyond its text (its LogEntry, the str, its row), roughly.
+ENTRY_BYTES = 200
+
+
+class Backlog:
+    """Log entries waiting to be stored, across every running preparation, within a budget in bytes.
+
+    Past the budget, readers of command output wait (``hold``) until the database has caught up
+    to half of it: the commands then wait on a full SSH channel instead of the service's memory
+    growing with everything they print while the database is slow or away. serverprep's own
+    events are never held (they are few, and one is written with every step transition).
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.size = 0
+        self._below: asyncio.Future[None] | None = None
+
+    def add(self, n: int) -> None:
+        self.size += n
+
+    def remove(self, n: int) -> None:
+        self.size -= n
+        if self._below is not None and self.size <= self.limit // 2:
+            self._below.set_result(None)
+            self._below = None
+
+    def hold(self) -> Awaitable[None] | None:
+        """None under the budget; else what to await until the database has caught up."""
+        if self.size < self.limit:
+            return None
+        if self._below is None:
+            self._below = asyncio.get_running_loop().create_future()
+            metrics.LOG_HOLDS.inc()
+        # Shielded: a reader cancelled while it waits must not cancel the wait of the others.
+        return asyncio.shield(self._below)
 
 
 @dataclass
@@ -61,8 +97,10 @@ class Journal:
     """The log of one active preparation."""
 
     def __init__(self, prep_id: str, store: Store, last_seq: int, redact: Callable[[str], str], budget: OutputBudget, keep: int,
-                 keep_bytes: int):
+                 keep_bytes: int, backlog: Backlog | None = None):
         self.prep_id = prep_id
+        #: Shared by the journals of a LogBus; a journal on its own has one without a limit.
+        self.backlog = backlog or Backlog(1 << 62)
         self.store = store
         self.seq = last_seq
         self.redact = _storable(redact)
@@ -133,6 +171,7 @@ class Journal:
             self._changed.set_result(None)
             self._changed = None
         self.pending_chars += len(text)
+        self.backlog.add(len(text) + ENTRY_BYTES)
         if len(self.pending) == 1:
             self._wake.set()  # the flusher stores everything that arrives within FLUSH_INTERVAL
         elif len(self.pending) >= FLUSH_EARLY or self.pending_chars >= self.keep_bytes // 2:
@@ -155,6 +194,10 @@ class Journal:
         # Next time when half a window more has come (not at every entry while the database catches up).
         self._trim_at = len(self.window) + max(self.keep // 2, 1)
         self._trim_chars_at = self.window_chars + max(self.keep_bytes // 2, 1)
+
+    def hold(self) -> Awaitable[None] | None:
+        """What a reader of command output awaits before it reads on (None: read on)."""
+        return self.backlog.hold()
 
     def reader_came(self) -> None:
         self.readers += 1
@@ -238,6 +281,7 @@ class Journal:
             self.pending_chars += chars
             self.unstored[:0] = changes
             raise
+        self.backlog.remove(chars + ENTRY_BYTES * len(batch))
         if batch:
             self.stored = batch[-1].seq
             if not self.readers:
@@ -277,7 +321,12 @@ class Journal:
             await self._flusher
         except asyncio.CancelledError:
             pass
-        if self.pending:
-            await self.flush()
+        try:
+            if self.pending:
+                await self.flush()
+        finally:
+            # What could not be stored leaves with the journal: it must not hold the others' output.
+            self.backlog.remove(self.pending_chars + ENTRY_BYTES * len(self.pending))
+            self.pending, self.pending_chars = [], 0
         self.closed, self.ended = True, ended
         self.wake_readers()

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from serverprep.service import metrics
 from serverprep.service.domain import LogEntry
 from serverprep.service.errors import PreparationNotFound, ServerprepError, ServiceUnavailable
-from serverprep.service.journal import Journal, OutputBudget
+from serverprep.service.journal import Backlog, Journal, OutputBudget
 from serverprep.service.store import Store
 
 #: Entries read (from memory or the database) per batch for a reader.
@@ -23,8 +23,11 @@ def _stopping(last: int) -> ServerprepError:
 
 
 class LogBus:
-    def __init__(self, store: Store, keep: int, max_lines: int, max_bytes: int, keep_bytes: int):
+    def __init__(self, store: Store, keep: int, max_lines: int, max_bytes: int, keep_bytes: int, backlog_bytes: int = 64 << 20):
         self.store = store
+        #: Entries waiting to be stored, of every journal: past ``backlog_bytes``, output readers wait.
+        self.backlog = Backlog(backlog_bytes)
+        metrics.LOG_BACKLOG.set_function(lambda: self.backlog.size)
         #: Entries and characters each running preparation keeps in memory for live readers (a reader
         #: further behind reads the database).
         self.keep = keep
@@ -39,7 +42,7 @@ class LogBus:
         journal = self.journals.get(prep_id)
         if journal is None or journal.closed:
             budget = OutputBudget(self.max_lines, self.max_bytes, lines=stored[0], bytes=stored[1])
-            journal = Journal(prep_id, self.store, last_seq, redact, budget, self.keep, self.keep_bytes)
+            journal = Journal(prep_id, self.store, last_seq, redact, budget, self.keep, self.keep_bytes, self.backlog)
             self.journals[prep_id] = journal
         return journal
 

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from serverprep.drivers import DEFAULT_REPOSITORY, STEP_NAMES, DockerSource, Facts, Plan, PlanOptions, StepPlan
@@ -65,8 +66,10 @@ class Run:
     #: When the current step began (monotonic clock), for its duration.
     step_started: float = 0.0
 
-    def emit(self, stream: Stream, text: str, step: str | None = None) -> None:
+    def emit(self, stream: Stream, text: str, step: str | None = None) -> Awaitable[None] | None:
+        """Log a line; what it returns (when the log's backlog is full) a reader of output awaits."""
         self.journal.emit(self.current_step if step is None else step, stream, text)
+        return self.journal.hold()
 
 
 class PreparationRunner:

@@ -57,7 +57,8 @@ class Service:
                  _version("serverprep"), ", ".join(f"{p} {_version(p)}" for p in ("grpcio", "asyncssh", "peewee")),
                  s.replica, safe_url(s.url), LATEST, f" (applied migrations {applied})" if applied else "",
                  ", ".join(drivers.names()))
-        self.bus = LogBus(self.store, s.stream_backlog, s.max_log_lines, s.max_log_bytes, keep_bytes=s.stream_backlog_bytes)
+        self.bus = LogBus(self.store, s.stream_backlog, s.max_log_lines, s.max_log_bytes, keep_bytes=s.stream_backlog_bytes,
+                          backlog_bytes=s.max_unstored_bytes)
         runner = PreparationRunner(self.store, drivers, s)
         self.scheduler = Scheduler(self.store, self.bus, runner, s)
         self.replicas = Replicas(self.store, self.bus, self.scheduler, s)

@@ -84,6 +84,11 @@ class Settings:
     stream_backlog_bytes: int = _setting(4 * 1024 * 1024, env="SERVERPREP_STREAM_BACKLOG_BYTES",
                                          help="characters of log text each running preparation keeps in memory at most "
                                               "(fewer entries than --stream-backlog when its lines are long)")
+    max_unstored_bytes: int = _setting(
+        64 * 1024 * 1024, env="SERVERPREP_MAX_UNSTORED_BYTES",
+        help="bytes of log entries waiting to be stored, across all preparations (text and about 200 per line); "
+             "past it, reading command output pauses until the database catches up",
+    )
     stream_message_bytes: int = _setting(
         1024 * 1024, env="SERVERPREP_STREAM_MESSAGE_BYTES",
         help="bytes of log entries in one StreamLogs message (a single entry always fits; clients accept 4 MiB by default)",
@@ -195,6 +200,8 @@ class Settings:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1")
         if self.stream_backlog < 1:
             problems.append("--stream-backlog must be at least 1")
+        if self.max_unstored_bytes < 1024 * 1024:
+            problems.append("--max-unstored-bytes must be at least 1048576")
         if self.stream_backlog_bytes < 64 * 1024:
             problems.append("--stream-backlog-bytes must be at least 65536")
         if not 64 * 1024 <= self.stream_message_bytes <= 3 * 1024 * 1024:

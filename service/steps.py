@@ -27,7 +27,8 @@ from serverprep.service.settings import Settings
 log = logging.getLogger(__name__)
 
 #: Emits one line to the preparation's log: (stream, text).
-Emit = Callable[[Stream, str], None]
+#: Logs a line; returns what a reader of command output awaits before it reads on (None: read on).
+Emit = Callable[[Stream, str], Awaitable[None] | None]
 
 
 def target(server: Server, settings: Settings) -> ssh.Target:
@@ -178,16 +179,14 @@ class StepRunner:
         started = asyncio.Event()
         current.pid, current.privileged = None, agent.privileged
 
-        def on_step_line(stream: Stream, text: str) -> None:
+        def on_step_line(stream: Stream, text: str) -> Awaitable[None] | None:
             if stream is Stream.STDERR or marker not in text:  # a command's output (most lines)
                 output.feed(stream, text)  # keeps a command's last stderr lines for its failure message
-                emit(stream, text)
-                return
+                return emit(stream, text)  # awaited by the reader when the log's backlog is full
             was = (output.started, output.command, output.diagnostics)
             line = output.feed(stream, text)
             if line is not None:
-                emit(stream, line)
-                return
+                return emit(stream, line)
             if not was[0] and output.started:
                 current.pid = output.pid
                 started.set()
@@ -196,17 +195,18 @@ class StepRunner:
                 emit(Stream.EVENT, f"$ {step.commands[output.command].display()}")
             if output.diagnostics and not was[2]:
                 emit(Stream.EVENT, "command failed; diagnostics follow")
+            return None
 
-        def on_line(stream: Stream, text: str) -> None:
+        def on_line(stream: Stream, text: str) -> Awaitable[None] | None:
             at = text.find(agent.marker) if stream is Stream.STDOUT else -1
             if at < 0:
-                on_step_line(stream, text)
-                return
+                return on_step_line(stream, text)
             if at > 0:
                 on_step_line(stream, text[:at])
             kind, _, arg = text[at + len(agent.marker):].strip().partition(" ")
             if kind == "done" and not done.done():
                 done.set_result(int(arg) if arg.lstrip("-").isdigit() else 255)
+            return None
 
         agent.session.on_line = on_line
         if step.check:

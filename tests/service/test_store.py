@@ -421,6 +421,92 @@ def test_without_a_live_reader_the_window_keeps_only_what_is_not_stored(store):
     assert chars == [0]
 
 
+class GatedStore:
+    """The real store, whose log writes wait until ``gate`` opens: a database that fell behind (a
+    stand-in for the slowness; the rows still go to the real database)."""
+
+    def __init__(self, store):
+        self.store = store
+        self.gate = asyncio.Event()
+
+    async def append_logs(self, prep_id, entries, changes=()):
+        await self.gate.wait()
+        await self.store.append_logs(prep_id, entries, changes)
+
+
+class Chunks:
+    """A command's output as the SSH channel hands it over, counting the reads."""
+
+    def __init__(self, chunks):
+        self.chunks, self.reads = list(chunks), 0
+
+    async def read(self, n=-1):
+        self.reads += 1
+        return self.chunks.pop(0) if self.chunks else b""
+
+
+def test_output_waits_while_the_unstored_backlog_is_full(store):
+    """Before, a command's output was read as fast as it came whatever the database did: entries
+    waiting to be stored had no bound across preparations (67,000 entries, 5.6 MB of text at once
+    in the fleet bench at N=300). Now past --max-unstored-bytes the reader stops reading (the
+    command waits on its SSH channel) until the database has caught up to half of it, and every
+    line is still stored, once, in order. The real line reader (``lines.pump``) and Journal; the
+    slow database is a gate in front of the real store."""
+    from serverprep.service.journal import ENTRY_BYTES
+    from serverprep.service.lines import Budget, pump
+
+    store.create_server(spec())
+    prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+    limit = 1 << 20
+    chunk = b"".join(b"Get:%05d http://deb.debian.org/debian bookworm/main amd64 package %s\n" % (i, b"x" * 30) for i in range(600))
+
+    async def run() -> tuple[int, int, bool, list[int]]:
+        gated = GatedStore(store.store)
+        bus = LogBus(gated, keep=10_000, max_lines=10**6, max_bytes=10**9, keep_bytes=4 << 20, backlog_bytes=limit)
+        journal = bus.open(prep.id, 0, lambda text: text)
+        output = Chunks([chunk] * 200)  # 120,000 lines, 11 MB
+
+        def on_line(stream, text):
+            journal.emit("install_docker", stream, text)
+            return journal.hold()
+
+        reading = asyncio.create_task(pump(output, Stream.STDOUT, on_line, Budget(None)))
+        await asyncio.sleep(0.5)
+        paused = (output.reads, bus.backlog.size, reading.done())
+        gated.gate.set()
+        await reading
+        await bus.close(prep.id)
+        return *paused, [e.seq for e in await store.store.read_logs(prep.id, 0, 200_000)]
+
+    reads, size, finished, seqs = asyncio.run(run())
+    per_chunk = sum(len(line) + ENTRY_BYTES for line in chunk.decode().splitlines())  # 175 KB
+    assert not finished and reads == -(-limit // per_chunk), reads  # paused inside the chunk that crossed 1 MiB
+    assert limit <= size <= limit + 300, size  # stopped at the first line past the budget
+    assert seqs == list(range(1, 120_001))
+
+
+def test_a_journal_that_cannot_store_gives_its_share_of_the_backlog_back(store):
+    """Entries that a closing journal could not store leave with it: they must not hold every
+    other preparation's output for ever."""
+    from serverprep.service.errors import StorageError
+
+    class Refuses:
+        async def append_logs(self, prep_id, entries, changes=()):
+            raise StorageError("database error: disk is full")
+
+    async def run() -> tuple[bool, bool, int]:
+        bus = LogBus(Refuses(), keep=100, max_lines=10**6, max_bytes=10**9, keep_bytes=1 << 20, backlog_bytes=1 << 20)
+        journal = bus.open("p1", 0, lambda text: text)
+        for i in range(6000):  # 1.2 MB with what each entry costs
+            journal.emit("install_docker", Stream.STDOUT, f"line {i}")
+        full = journal.hold() is not None
+        with pytest.raises(StorageError):
+            await bus.close("p1")
+        return full, bus.backlog.hold() is None, bus.backlog.size
+
+    assert asyncio.run(run()) == (True, True, 0)
+
+
 def test_long_lines_are_stored_without_waiting_for_the_flush_interval(store):
     """Entries not yet stored must stay in memory: half the window's text budget pending starts a
     flush at once (as 2,000 entries do), instead of after the rest of the 0.2 s interval."""
