@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 
@@ -40,9 +41,16 @@ class Scheduler:
         return prep_id in self._tasks
 
     def launch(self, prep: Preparation) -> None:
-        task = asyncio.create_task(self._supervise(prep), name=f"prepare-{prep.id}")
+        # A Retry can come as soon as the end is stored, while the ended attempt's task still closes
+        # its connection and its log: the new attempt waits for it.
+        previous = self._tasks.get(prep.id)
+        task = asyncio.create_task(self._supervise(prep, previous), name=f"prepare-{prep.id}")
         self._tasks[prep.id] = task
-        task.add_done_callback(lambda _t, pid=prep.id: self._tasks.pop(pid, None))
+        task.add_done_callback(functools.partial(self._forget, prep.id))
+
+    def _forget(self, prep_id: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(prep_id) is task:  # not a later attempt's
+            del self._tasks[prep_id]
 
     async def cancel(self, prep_id: str) -> None:
         """Cancel a preparation this process runs, and wait until its end is recorded."""
@@ -79,13 +87,16 @@ class Scheduler:
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=self.settings.kill_grace + 10)
 
-    async def _supervise(self, prep: Preparation) -> None:
+    async def _supervise(self, prep: Preparation, previous: asyncio.Task[None] | None = None) -> None:
         """Run one preparation; however the task ends, the preparation's state stays true."""
         run: Run | None = None
         ended = True
         gauge = metrics.ACTIVE.labels("PENDING")
         gauge.inc()
         try:
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])
+                prep = await self.store.get_preparation(prep.id)  # its log may have grown since
             run = await run_to_end(self._begin(prep))
             if self._slots.locked():
                 run.journal.emit("", Stream.EVENT, f"waiting for a free slot ({self.settings.max_concurrent} preparations run at once)")
@@ -154,8 +165,13 @@ class Scheduler:
         await self.store.append_logs(prep_id, [], changes)
 
     async def _release(self, prep: Preparation, run: Run | None, ended: bool) -> None:
-        self._runs.pop(prep.id, None)
-        self._reasons.pop(prep.id, None)
+        # False when a Retry has already launched the next attempt (which waits for this task): what
+        # is kept for the preparation then belongs to that attempt.
+        mine = self._tasks.get(prep.id) is asyncio.current_task()
+        if run is not None and self._runs.get(prep.id) is run:
+            del self._runs[prep.id]
+        if mine:
+            self._reasons.pop(prep.id, None)
         try:
             if run is not None and run.agent is not None:
                 await run.agent.close()
@@ -164,7 +180,7 @@ class Scheduler:
             await self.bus.close(prep.id, ended=ended)
         except Exception:
             log.exception("could not close the log of preparation %s", prep.id)
-        if ended:
+        if ended and mine:
             # The last line of defence: a task that ends leaves no preparation active behind it.
             try:
                 current = await self.store.get_preparation(prep.id)
