@@ -49,8 +49,9 @@ class Backlog:
             self._below = None
 
     def hold(self) -> Awaitable[None] | None:
-        """None under the budget; else what to await until the database has caught up."""
-        if self.size < self.limit:
+        """None under the budget; else (and until the database has caught up to half of it, so that
+        readers held first are not overtaken) what to await."""
+        if self._below is None and self.size < self.limit:
             return None
         if self._below is None:
             self._below = asyncio.get_running_loop().create_future()
@@ -308,8 +309,11 @@ class Journal:
             if self.pending:
                 try:
                     await self.flush()
-                except ServerprepError as e:
-                    log.error("cannot store log lines of %s: %s (will retry)", self.prep_id, e)
+                except Exception as e:  # a flusher that died would leave its entries unstored
+                    if isinstance(e, ServerprepError):
+                        log.error("cannot store log lines of %s: %s (will retry)", self.prep_id, e)
+                    else:
+                        log.exception("cannot store log lines of %s (will retry)", self.prep_id)
                     await asyncio.sleep(FLUSH_INTERVAL)  # not at once, however much is pending
                     self._wake.set()
 
@@ -318,15 +322,16 @@ class Journal:
         that they should come back later."""
         self._flusher.cancel()
         try:
-            await self._flusher
-        except asyncio.CancelledError:
-            pass
-        try:
+            try:
+                await self._flusher
+            except asyncio.CancelledError:
+                pass
             if self.pending:
                 await self.flush()
         finally:
-            # What could not be stored leaves with the journal: it must not hold the others' output.
+            # What could not be stored leaves with the journal (it must not hold the others' output),
+            # and its live readers are told it ended, whatever happened.
             self.backlog.remove(self.pending_chars + ENTRY_BYTES * len(self.pending))
             self.pending, self.pending_chars = [], 0
-        self.closed, self.ended = True, ended
-        self.wake_readers()
+            self.closed, self.ended = True, ended
+            self.wake_readers()

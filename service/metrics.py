@@ -38,7 +38,7 @@ SSH_CONNECT_FAILURES = Counter("serverprep_ssh_connect_failures_total", "SSH con
 LOG_READERS = Gauge("serverprep_log_readers", "StreamLogs calls following a preparation now.", registry=REGISTRY)
 LOG_BACKLOG = Gauge("serverprep_log_backlog_bytes", "Log entries waiting to be stored, in bytes (text and about 200 per entry).",
                     registry=REGISTRY)
-LOG_HOLDS = Counter("serverprep_log_holds_total", "Times reading command output paused because the log backlog was full.",
+LOG_HOLDS = Counter("serverprep_log_holds_total", "Times the log backlog filled and reading command output paused.",
                     registry=REGISTRY)
 LOG_LINES = Counter("serverprep_log_lines_stored_total", "Log entries stored.", registry=REGISTRY)
 LOG_LINES_DROPPED = Counter("serverprep_log_lines_dropped_total", "Command output lines counted but not stored (output limit).",
