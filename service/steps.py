@@ -26,8 +26,8 @@ from serverprep.service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Emits one line to the preparation's log: (stream, text).
-#: Logs a line; returns what a reader of command output awaits before it reads on (None: read on).
+#: Emits one line to the preparation's log: (stream, text). It returns what a reader of command
+#: output awaits before it reads on (None: read on; see Journal.hold).
 Emit = Callable[[Stream, str], Awaitable[None] | None]
 
 

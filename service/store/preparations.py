@@ -79,39 +79,50 @@ def _same_request(earlier: Preparation, options: Options) -> Preparation:
     return earlier
 
 
-def get(s: Session, prep_id: str, server_name: str | None = None) -> Preparation:
+def _joined() -> peewee.ModelSelect:
     # One statement, steps joined to their preparation: one snapshot of both on every backend, so a
     # preparation's last_seq and state never come from another moment than its steps (two queries
     # outside a transaction could straddle a commit).
-    query = (StepRow.select(StepRow, PreparationRow, ServerRow.id, ServerRow.name).join(PreparationRow).join(ServerRow)
-             .where(PreparationRow.id == prep_id))
-    if server_name is not None:
-        query = query.where(ServerRow.name == server_name)
+    return StepRow.select(StepRow, PreparationRow, ServerRow.id, ServerRow.name).join(PreparationRow).join(ServerRow)
+
+
+def _read(s: Session, query: peewee.ModelSelect) -> Preparation | None:
     steps = list(query)
     if not steps:
-        raise PreparationNotFound(f"no preparation {prep_id!r}", metadata={"preparation_id": prep_id})
+        return None
     row = steps[0].preparation
     return rows.preparation(row, row.server.name, steps, s.box)
 
 
+def get(s: Session, prep_id: str, server_name: str | None = None) -> Preparation:
+    query = _joined().where(PreparationRow.id == prep_id)
+    if server_name is not None:
+        query = query.where(ServerRow.name == server_name)
+    prep = _read(s, query)
+    if prep is None:
+        raise PreparationNotFound(f"no preparation {prep_id!r}", metadata={"preparation_id": prep_id})
+    return prep
+
+
 def latest(s: Session, server_name: str) -> Preparation:
-    row = (
-        PreparationRow.select(PreparationRow.id)
-        .where(PreparationRow.server == server_id(server_name))
-        .order_by(PreparationRow.created_at.desc())
-        .first()
-    )
-    if row is None:
-        raise PreparationNotFound(f"server {server_name!r} has not been prepared yet", metadata={"server": server_name})
-    return get(s, row.id)
+    return find(s, server_name)
 
 
 def find(s: Session, server_name: str, prep_id: str = "") -> Preparation:
-    """A server's preparation by id, or its latest one."""
+    """A server's preparation by id, or its latest one: one statement (a second says why when there is none)."""
     if prep_id:
-        server_id(server_name)
-        return get(s, prep_id, server_name)
-    return latest(s, server_name)
+        which = PreparationRow.id == prep_id
+    else:
+        newest = (PreparationRow.select(PreparationRow.id).join(ServerRow).where(ServerRow.name == server_name)
+                  .order_by(PreparationRow.created_at.desc()).limit(1))
+        which = PreparationRow.id == newest
+    prep = _read(s, _joined().where(which, ServerRow.name == server_name))
+    if prep is None:
+        server_id(server_name)  # no such server: say that first
+        if prep_id:
+            raise PreparationNotFound(f"no preparation {prep_id!r}", metadata={"preparation_id": prep_id})
+        raise PreparationNotFound(f"server {server_name!r} has not been prepared yet", metadata={"server": server_name})
+    return prep
 
 
 def page(s: Session, server_name: str, limit: int, before: tuple[float, str] | None) -> list[Preparation]:

@@ -151,6 +151,29 @@ def test_logs_and_state_change_commit_together(store):
     assert store.read_logs(prep.id, 0, 1)[0].text == "line 1 ünïcode \x1b[1m"
 
 
+def test_find_reads_one_statement_and_says_which_thing_is_missing(store):
+    """``find`` (every Status) reads a preparation with its steps in one statement, by id or the
+    server's latest; when there is none, it says whether the server or the preparation is missing."""
+    from serverprep.service.errors import PreparationNotFound, ServerNotFound
+
+    store.create_server(spec("web1"))
+    store.create_server(spec("web2"))
+    with pytest.raises(PreparationNotFound, match="has not been prepared yet"):
+        store.find_preparation("web1")
+    first, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+    store.append_logs(first.id, [], [PrepChange(PrepState.FAILED, 1.0, "STEP_FAILED", "m")])
+    second, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+    assert store.find_preparation("web1").id == second.id
+    assert store.find_preparation("web1", first.id).state is PrepState.FAILED
+    assert [s.name for s in store.find_preparation("web1").steps] == list(STEP_NAMES)
+    with pytest.raises(PreparationNotFound, match=first.id):
+        store.find_preparation("web2", first.id)  # another server's preparation
+    with pytest.raises(ServerNotFound):
+        store.find_preparation("nope")
+    with pytest.raises(ServerNotFound):
+        store.find_preparation("nope", first.id)
+
+
 def test_a_preparation_is_read_in_one_snapshot_with_its_steps(store):
     """While another thread writes entries each with a step change, every read shows last_seq and
     the steps of the same commit (a client compares last_seq with the stream it follows: a step
