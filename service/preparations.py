@@ -44,6 +44,7 @@ class Preparations:
                 f"preparation {prep.id} is {prep.state.value}: only FAILED or CANCELLED ones can be retried",
                 metadata={"preparation_id": prep.id, "state": prep.state.value},
             )
+        await self.scheduler.settled(prep.id)  # the last attempt's task may still be closing
         prep = await self.store.reset_for_retry(prep.id, self.runner.settings.replica)
         self.scheduler.launch(prep)
         return prep

@@ -41,12 +41,17 @@ class Scheduler:
         return prep_id in self._tasks
 
     def launch(self, prep: Preparation) -> None:
-        # A Retry can come as soon as the end is stored, while the ended attempt's task still closes
-        # its connection and its log: the new attempt waits for it.
-        previous = self._tasks.get(prep.id)
-        task = asyncio.create_task(self._supervise(prep, previous), name=f"prepare-{prep.id}")
+        task = asyncio.create_task(self._supervise(prep), name=f"prepare-{prep.id}")
         self._tasks[prep.id] = task
         task.add_done_callback(functools.partial(self._forget, prep.id))
+
+    async def settled(self, prep_id: str) -> None:
+        """Wait until this process's task for ``prep_id`` (if any) has ended: a preparation's end is
+        stored before its task has closed its connection and its log, and a Retry must not start
+        the next attempt beside what is left of the last."""
+        task = self._tasks.get(prep_id)
+        if task is not None and not task.done():
+            await asyncio.wait([task])
 
     def _forget(self, prep_id: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(prep_id) is task:  # not a later attempt's
@@ -87,16 +92,13 @@ class Scheduler:
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=self.settings.kill_grace + 10)
 
-    async def _supervise(self, prep: Preparation, previous: asyncio.Task[None] | None = None) -> None:
+    async def _supervise(self, prep: Preparation) -> None:
         """Run one preparation; however the task ends, the preparation's state stays true."""
         run: Run | None = None
         ended = True
         gauge = metrics.ACTIVE.labels("PENDING")
         gauge.inc()
         try:
-            if previous is not None and not previous.done():
-                await asyncio.wait([previous])
-                prep = await self.store.get_preparation(prep.id)  # its log may have grown since
             run = await run_to_end(self._begin(prep))
             if self._slots.locked():
                 run.journal.emit("", Stream.EVENT, f"waiting for a free slot ({self.settings.max_concurrent} preparations run at once)")
@@ -165,13 +167,8 @@ class Scheduler:
         await self.store.append_logs(prep_id, [], changes)
 
     async def _release(self, prep: Preparation, run: Run | None, ended: bool) -> None:
-        # False when a Retry has already launched the next attempt (which waits for this task): what
-        # is kept for the preparation then belongs to that attempt.
-        mine = self._tasks.get(prep.id) is asyncio.current_task()
-        if run is not None and self._runs.get(prep.id) is run:
-            del self._runs[prep.id]
-        if mine:
-            self._reasons.pop(prep.id, None)
+        self._runs.pop(prep.id, None)
+        self._reasons.pop(prep.id, None)
         try:
             if run is not None and run.agent is not None:
                 await run.agent.close()
@@ -180,7 +177,7 @@ class Scheduler:
             await self.bus.close(prep.id, ended=ended)
         except Exception:
             log.exception("could not close the log of preparation %s", prep.id)
-        if ended and mine:
+        if ended:
             # The last line of defence: a task that ends leaves no preparation active behind it.
             try:
                 current = await self.store.get_preparation(prep.id)

@@ -11,7 +11,7 @@ from typing import Any
 import peewee
 
 from serverprep.service.domain import Options, Preparation, PrepChange, PrepState, StepChange, StepRecord, StepState
-from serverprep.service.errors import PreparationActive, PreparationNotFound, RequestIdReused
+from serverprep.service.errors import NotRetryable, PreparationActive, PreparationNotFound, RequestIdReused
 from serverprep.service.store import rows
 from serverprep.service.store.database import Session, writes
 from serverprep.service.store.models import PreparationRow, ServerRow, StepRow
@@ -114,7 +114,7 @@ def find(s: Session, server_name: str, prep_id: str = "") -> Preparation:
         which = PreparationRow.id == prep_id
     else:
         newest = (PreparationRow.select(PreparationRow.id).join(ServerRow).where(ServerRow.name == server_name)
-                  .order_by(PreparationRow.created_at.desc()).limit(1))
+                  .order_by(PreparationRow.created_at.desc(), PreparationRow.id.desc()).limit(1))
         which = PreparationRow.id == newest
     prep = _read(s, _joined().where(which, ServerRow.name == server_name))
     if prep is None:
@@ -181,12 +181,16 @@ def start_running(s: Session, prep_id: str, owner: str, started_at: float) -> bo
 
 @writes
 def reset_for_retry(s: Session, prep_id: str, owner: str = "") -> Preparation:
-    """FAILED/CANCELLED → PENDING with a new attempt; steps not done go back to PENDING."""
+    """FAILED/CANCELLED → PENDING with a new attempt; steps not done go back to PENDING.
+
+    Only from FAILED or CANCELLED: of two Retries at once (two calls, or two replicas) one wins,
+    the other is told the preparation is not retryable any more.
+    """
     with s.database.atomic():
         prep = get(s, prep_id)
         try:
             with s.database.atomic():  # a savepoint: the query below must still run after a conflict
-                PreparationRow.update(
+                changed = PreparationRow.update(
                     state=PrepState.PENDING.value,
                     cancel_requested=False,
                     owner=owner,
@@ -196,10 +200,14 @@ def reset_for_retry(s: Session, prep_id: str, owner: str = "") -> Preparation:
                     message="",
                     failed_step="",
                     finished_at=None,
-                ).where(PreparationRow.id == prep_id).execute()
+                ).where(PreparationRow.id == prep_id, PreparationRow.state.in_([PrepState.FAILED.value, PrepState.CANCELLED.value])).execute()
         except peewee.IntegrityError as e:
             active = active_preparation_id(prep.server_id)
             raise PreparationActive(prep.server, active or "?") from e
+        if not changed:  # another Retry came first (what was read above may be older than it)
+            state = PreparationRow.select(PreparationRow.state).where(PreparationRow.id == prep_id).scalar()
+            raise NotRetryable(f"preparation {prep_id} is {state}: only FAILED or CANCELLED ones can be retried",
+                               metadata={"preparation_id": prep_id, "state": str(state)})
         done = [state.value for state in StepState.DONE]
         StepRow.update(state=StepState.PENDING.value, exit_code=None, message="", started_at=None, finished_at=None).where(
             StepRow.preparation == prep_id, StepRow.state.not_in(done)

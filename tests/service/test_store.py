@@ -163,7 +163,9 @@ def test_find_reads_one_statement_and_says_which_thing_is_missing(store):
     first, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
     store.append_logs(first.id, [], [PrepChange(PrepState.FAILED, 1.0, "STEP_FAILED", "m")])
     second, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+    other, _ = store.create_preparation("web2", Options(), "", STEP_NAMES)  # newer, of another server
     assert store.find_preparation("web1").id == second.id
+    assert store.find_preparation("web2").id == other.id
     assert store.find_preparation("web1", first.id).state is PrepState.FAILED
     assert [s.name for s in store.find_preparation("web1").steps] == list(STEP_NAMES)
     with pytest.raises(PreparationNotFound, match=first.id):
