@@ -94,11 +94,8 @@ def _read(s: Session, query: peewee.ModelSelect) -> Preparation | None:
     return rows.preparation(row, row.server.name, steps, s.box)
 
 
-def get(s: Session, prep_id: str, server_name: str | None = None) -> Preparation:
-    query = _joined().where(PreparationRow.id == prep_id)
-    if server_name is not None:
-        query = query.where(ServerRow.name == server_name)
-    prep = _read(s, query)
+def get(s: Session, prep_id: str) -> Preparation:
+    prep = _read(s, _joined().where(PreparationRow.id == prep_id))
     if prep is None:
         raise PreparationNotFound(f"no preparation {prep_id!r}", metadata={"preparation_id": prep_id})
     return prep
