@@ -14,6 +14,7 @@ serverprep had them), and whether every line was stored and the preparation SUCC
 from __future__ import annotations
 
 import argparse
+import asyncio
 import subprocess
 import sys
 import tempfile
@@ -60,8 +61,6 @@ def run(args: argparse.Namespace) -> int:
         cap = str(2 * args.lines + 100_000)
         with sprun.service(Path(tmp) / "data", 1, "--max-log-lines", cap, "--max-log-bytes", str(200 * int(cap)),
                            "--metrics-listen", metrics, *args.serve) as svc:
-            import asyncio
-
             asyncio.run(sprun.register(svc.address, host, ["s0000"]))
             with grpc.insecure_channel(svc.address) as channel:
                 stub = pb_grpc.PreparationServiceStub(channel)

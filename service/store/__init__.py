@@ -72,7 +72,6 @@ class Store:
     # preparations
     create_preparation = _offload(preparations.create)
     get_preparation = _offload(preparations.get)
-    latest_preparation = _offload(preparations.latest)
     find_preparation = _offload(preparations.find)
     list_preparations = _offload(preparations.page)
     record_facts = _offload(preparations.record_facts)

@@ -101,10 +101,6 @@ def get(s: Session, prep_id: str) -> Preparation:
     return prep
 
 
-def latest(s: Session, server_name: str) -> Preparation:
-    return find(s, server_name)
-
-
 def find(s: Session, server_name: str, prep_id: str = "") -> Preparation:
     """A server's preparation by id, or its latest one: one statement (a second says why when there is none)."""
     if prep_id:

@@ -68,4 +68,4 @@ def test_database_stall_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert "- lock: locked;" in run.stdout
     assert "preparation PREPARATION_STATE_SUCCEEDED; lines stored 20,000 of 20,000" in run.stdout
     holds = run.stdout.split("serverprep_log_holds_total ")[1].split(",")[0]
-    assert float(holds) >= 0, run.stdout
+    assert holds != "n/a" and float(holds) >= 0, run.stdout  # the service serves the counter (any count)

@@ -335,7 +335,7 @@ def test_credentials_are_encrypted_at_rest(database_url, store):
     # ... and they come back intact for the engine.
     server = store.get_server("web1")
     assert server.secrets == secrets
-    assert store.latest_preparation("web1").options.http_proxy == "http://u:proxy-unique-4715@proxy:3128"
+    assert store.find_preparation("web1").options.http_proxy == "http://u:proxy-unique-4715@proxy:3128"
 
 
 def test_a_different_key_cannot_read_them_and_says_so(database_url, store):
