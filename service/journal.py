@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from serverprep.service import metrics
 from serverprep.service.aio import run_to_end
+from serverprep.service.budgets import Backlog, OutputBudget
 from serverprep.service.domain import MAX_LINE, LogEntry, PrepChange, PrepState, StepChange, StepState, Stream
 from serverprep.service.errors import ServerprepError
 from serverprep.service.store import Store
@@ -23,64 +25,6 @@ FLUSH_INTERVAL = 0.2
 FLUSH_EARLY = 2000
 #: What an entry waiting to be stored costs beyond its text (its LogEntry, the str, its row), roughly.
 ENTRY_BYTES = 200
-
-
-class Backlog:
-    """Log entries waiting to be stored, across every running preparation, within a budget in bytes.
-
-    Past the budget, readers of command output wait (``hold``) until the database has caught up
-    to half of it: the commands then wait on a full SSH channel instead of the service's memory
-    growing with everything they print while the database is slow or away. serverprep's own
-    events are never held (they are few, and one is written with every step transition).
-    """
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.size = 0
-        self._below: asyncio.Future[None] | None = None
-
-    def add(self, n: int) -> None:
-        self.size += n
-
-    def remove(self, n: int) -> None:
-        self.size -= n
-        if self._below is not None and self.size <= self.limit // 2:
-            self._below.set_result(None)
-            self._below = None
-
-    def hold(self) -> Awaitable[None] | None:
-        """None under the budget; else (and until the database has caught up to half of it, so that
-        readers held first are not overtaken) what to await."""
-        if self._below is None and self.size < self.limit:
-            return None
-        if self._below is None:
-            self._below = asyncio.get_running_loop().create_future()
-            metrics.LOG_HOLDS.inc()
-        # Shielded: a reader cancelled while it waits must not cancel the wait of the others.
-        return asyncio.shield(self._below)
-
-
-@dataclass
-class OutputBudget:
-    """What one preparation may store of its commands' output, and what it has stored."""
-
-    max_lines: int
-    max_bytes: int
-    lines: int = 0
-    bytes: int = 0
-    dropped_lines: int = 0
-    dropped_bytes: int = 0
-
-    def admit(self, text: str) -> bool:
-        size = len(text) if text.isascii() else len(text.encode())
-        if self.lines < self.max_lines and self.bytes + size <= self.max_bytes:
-            self.lines += 1
-            self.bytes += size
-            return True
-        self.dropped_lines += 1
-        self.dropped_bytes += size
-        metrics.LOG_LINES_DROPPED.inc()
-        return False
 
 
 def _storable(redact: Callable[[str], str]) -> Callable[[str], str]:
@@ -146,7 +90,10 @@ class Journal:
     ) -> LogEntry | None:
         """Number, store (in the next flush) and send an entry; command output past the
         preparation's budget is counted instead (serverprep's own events always pass)."""
-        text = self.redact(text[:MAX_LINE])
+        return self._emit(step, stream, self.redact(text[:MAX_LINE]), step_state, prep_state)
+
+    def _emit(self, step: str, stream: Stream, text: str, step_state: StepState | None = None,
+              prep_state: PrepState | None = None) -> LogEntry | None:
         if stream is not Stream.EVENT and not self.budget.admit(text):
             if self.budget.dropped_lines == 1:
                 b = self.budget
@@ -165,19 +112,52 @@ class Journal:
         )
         self.pending.append(entry)
         self.window.append(entry)
-        self.window_chars += len(text)
+        self._added(1, len(text))
+        return entry
+
+    def emit_lines(self, step: str, stream: Stream, texts: list[str]) -> int:
+        """Emit lines of command output in order, as :meth:`emit` would one by one, and stop after
+        the one that fills the backlog (as a reader would, awaiting :meth:`hold` after each line):
+        how many were taken. The log's hot path: the lines of one read go in together, their
+        redaction, budget and numbering done for all at once when none needs a line of its own."""
+        if not texts:
+            return 0
+        block = "\n".join(texts)
+        if max(map(len, texts)) > MAX_LINE or self.redact(block) != block:
+            texts = [self.redact(t[:MAX_LINE]) for t in texts]  # a secret or a NUL is in there: line by line
+            block = "\n".join(texts)
+        room = self.backlog.room()
+        n = len(texts)
+        if room < len(block) + n * ENTRY_BYTES:  # only then count line by line where the budget fills
+            n = min(n, bisect.bisect_left(list(itertools.accumulate(len(t) + ENTRY_BYTES for t in texts)), room) + 1)
+            texts = texts[:n]
+            block = "\n".join(texts)
+        if not self.budget.admit_all(block, n):
+            for text in texts:  # at the preparation's output limit: which lines still pass, one by one
+                self._emit(step, stream, text)
+            return n
+        now, first = time.time(), self.seq + 1
+        self.seq += n
+        entries = [LogEntry(seq, now, step, stream, text) for seq, text in zip(range(first, first + n), texts, strict=True)]
+        self.pending.extend(entries)
+        self.window.extend(entries)
+        self._added(n, len(block) - n + 1)
+        return n
+
+    def _added(self, n: int, chars: int) -> None:
+        """``n`` entries with ``chars`` characters of text were appended to pending and the window."""
+        self.window_chars += chars
         if len(self.window) > self._trim_at or self.window_chars > self._trim_chars_at:
             self._trim()
         if self._changed is not None:
             self._changed.set_result(None)
             self._changed = None
-        self.pending_chars += len(text)
-        self.backlog.add(len(text) + ENTRY_BYTES)
-        if len(self.pending) == 1:
+        self.pending_chars += chars
+        self.backlog.add(chars + ENTRY_BYTES * n)
+        if len(self.pending) == n:
             self._wake.set()  # the flusher stores everything that arrives within FLUSH_INTERVAL
-        elif len(self.pending) >= FLUSH_EARLY or self.pending_chars >= self.keep_bytes // 2:
+        if len(self.pending) >= FLUSH_EARLY or self.pending_chars >= self.keep_bytes // 2:
             self._full.set()  # ... or as soon as a batch is full (in entries, or in text: long lines)
-        return entry
 
     def _trim(self) -> None:
         """Forget the oldest entries beyond ``keep`` entries and ``keep_bytes`` characters, but never

@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from serverprep.service import metrics
+from serverprep.service.budgets import Backlog, OutputBudget
 from serverprep.service.domain import LogEntry
 from serverprep.service.errors import PreparationNotFound, ServerprepError, ServiceUnavailable
-from serverprep.service.journal import Backlog, Journal, OutputBudget
+from serverprep.service.journal import Journal
 from serverprep.service.store import Store
 
 #: Entries read (from memory or the database) per batch for a reader.

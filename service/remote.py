@@ -230,11 +230,8 @@ def secrets_input(marker: str, refs: SecretRefs | None) -> str:
 
 @dataclass
 class StepOutput:
-    """Reads what a step script prints: serverprep's marker lines, and the commands' output.
-
-    :meth:`feed` returns the line for the log (None for a marker line) and keeps what the
-    markers said: the process group, whether the check passed, which command runs.
-    """
+    """Reads what a step script prints: :meth:`feed` returns the line for the log (None for a marker
+    line) and keeps what the markers said: the process group, whether the check passed, which command runs."""
 
     marker: str
     #: Stderr lines kept from before the script started (sudo's refusal, if any).
@@ -271,11 +268,15 @@ class StepOutput:
             elif kind == "diagnostics":
                 self.diagnostics = True
             return None
-        if not self.started and stream is Stream.STDERR and len(self.early_stderr) < self.early_stderr_limit:
-            self.early_stderr.append(text)
-        if self.started and stream is Stream.STDERR and not self.diagnostics and text.strip():
-            self.command_stderr.append(text.strip())
+        self.feed_output(stream, [text])
         return text
+
+    def feed_output(self, stream: Stream, texts: list[str]) -> None:
+        """Keep what lines without a marker say: the early stderr lines, and the running command's last ones."""
+        if stream is Stream.STDERR and not self.started:
+            self.early_stderr.extend(texts[: max(0, self.early_stderr_limit - len(self.early_stderr))])
+        elif stream is Stream.STDERR and not self.diagnostics:
+            self.command_stderr.extend(filter(None, map(str.strip, texts)))
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,24 @@ class Run:
         self.journal.emit(self.current_step if step is None else step, stream, text)
         return self.journal.hold()
 
+    def emit_lines(self, stream: Stream, texts: list[str]) -> Awaitable[None] | None:
+        """Log lines of command output as :meth:`emit` would one by one (the hot path), holding
+        where the log's backlog fills."""
+        taken = self.journal.emit_lines(self.current_step, stream, texts)
+        if taken == len(texts):
+            return self.journal.hold()
+        return self._emit_rest(self.current_step, stream, texts[taken:])
+
+    async def _emit_rest(self, step: str, stream: Stream, texts: list[str]) -> None:
+        while True:
+            hold = self.journal.hold()
+            if hold is not None:
+                await hold
+            if not texts:
+                return
+            taken = self.journal.emit_lines(step, stream, texts)
+            texts = texts[taken:]
+
 
 class PreparationRunner:
     """Executes a preparation from its first step not yet done to its end."""
@@ -188,7 +206,7 @@ class PreparationRunner:
             agent = await Agent.start(conn, privileged=False, server=run.server, secrets=run.prep.options.secrets(),
                                       timeout=self.settings.connect_timeout)
             try:
-                return await self.steps.run(agent, step, run.server, timeout, emit, run.remote, keep_process)
+                return await self.steps.run(agent, step, run.server, timeout, emit, run.remote, keep_process, run.emit_lines)
             finally:
                 await agent.close()
 
@@ -210,7 +228,7 @@ class PreparationRunner:
             if run.agent is None:
                 run.agent = await Agent.start(run.conn, privileged=not facts.is_root, server=run.server,
                                               secrets=run.prep.options.secrets(), timeout=self.settings.connect_timeout)
-            result = await self.steps.run(run.agent, step, run.server, timeout, emit, run.remote, keep_process)
+            result = await self.steps.run(run.agent, step, run.server, timeout, emit, run.remote, keep_process, run.emit_lines)
         await self.end_step(run, step.name, result.state, result.message, result.exit_code)
 
     async def begin_step(self, run: Run, name: str) -> None:

@@ -19,7 +19,7 @@ from serverprep.service.errors import (
     RemoteError,
     StepTimeout,
 )
-from serverprep.service.lines import Budget, LineHandler
+from serverprep.service.lines import Budget, LineHandler, LinesHandler, per_line
 from serverprep.service.lines import pump as read_lines
 
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
@@ -115,8 +115,8 @@ class Connection:
             raise _lost(e) from e
         budget = Budget(max_output)
         pumps = [
-            asyncio.ensure_future(read_lines(process.stdout, Stream.STDOUT, on_line, budget)),
-            asyncio.ensure_future(read_lines(process.stderr, Stream.STDERR, on_line, budget)),
+            asyncio.ensure_future(read_lines(process.stdout, Stream.STDOUT, per_line(on_line), budget)),
+            asyncio.ensure_future(read_lines(process.stderr, Stream.STDERR, per_line(on_line), budget)),
         ]
         try:
             if stdin is not None:
@@ -148,7 +148,7 @@ class Connection:
         return completed.exit_status
 
     async def open_session(self, command: str, stdin: str = "") -> Session:
-        """Start ``command`` and keep it open: lines go to the session's ``on_line``, input can follow."""
+        """Start ``command`` and keep it open: lines go to the session's ``on_lines``, input can follow."""
         try:
             process = await self._conn.create_process(command, encoding=None, stdin=asyncssh.PIPE)
         except (OSError, asyncssh.Error) as e:
@@ -170,18 +170,19 @@ class Connection:
         return self._conn.is_closed()
 
 
-def _ignore(stream: Stream, text: str) -> None:
+def _ignore(stream: Stream, texts: list[str]) -> None:
     return None
 
 
 class Session:
-    """A remote command that stays open: its output, line by line, goes to ``on_line`` (which the
-    caller may change between requests), and more input may be written at any time."""
+    """A remote command that stays open: its output, the complete lines of each read at once, goes
+    to ``on_lines`` (which the caller may change between requests), and more input may be written
+    at any time."""
 
     def __init__(self, conn: Connection, process: asyncssh.SSHClientProcess[bytes]):
         self.conn = conn
         self.process = process
-        self.on_line: LineHandler = _ignore
+        self.on_lines: LinesHandler = _ignore
         budget = Budget(None)
         self._pumps = [
             asyncio.ensure_future(read_lines(process.stdout, Stream.STDOUT, self._dispatch, budget)),
@@ -190,8 +191,8 @@ class Session:
         #: Done when the command's output has ended (it exited, or the connection is gone).
         self.ended: asyncio.Future[None] = asyncio.ensure_future(self._end())
 
-    def _dispatch(self, stream: Stream, text: str) -> Awaitable[None] | None:
-        return self.on_line(stream, text)
+    def _dispatch(self, stream: Stream, texts: list[str]) -> Awaitable[None] | None:
+        return self.on_lines(stream, texts)
 
     async def _end(self) -> None:
         await asyncio.gather(*self._pumps, return_exceptions=True)

@@ -22,6 +22,7 @@ from serverprep.service.errors import (
     StepTimeout,
     SudoFailed,
 )
+from serverprep.service.lines import per_line
 from serverprep.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 #: Emits one line to the preparation's log: (stream, text). It returns what a reader of command
 #: output awaits before it reads on (None: read on; see Journal.hold).
 Emit = Callable[[Stream, str], Awaitable[None] | None]
+#: Emits lines of command output, in order, as Emit would one by one (see Run.emit_lines).
+EmitLines = Callable[[Stream, list[str]], Awaitable[None] | None]
 
 
 def target(server: Server, settings: Settings) -> ssh.Target:
@@ -133,7 +136,7 @@ class Agent:
             elif stream is Stream.STDERR and len(early) < 20:
                 early.append(text)
 
-        session.on_line = on_line
+        session.on_lines = per_line(on_line)
         try:
             await asyncio.wait([started, session.ended], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -165,9 +168,13 @@ class StepRunner:
 
     async def run(
         self, agent: Agent, step: StepPlan, server: Server, timeout: float, emit: Emit,
-        current: RemoteProcess, record_process: Callable[[int | None, str], Awaitable[None]],
+        current: RemoteProcess, record_process: Callable[[int | None, str], Awaitable[None]], emit_lines: EmitLines | None = None,
     ) -> StepResult:
-        """Run ``step``; ``record_process`` keeps its process group (for a Retry after a crash)."""
+        """Run ``step``; ``record_process`` keeps its process group (for a Retry after a crash).
+
+        ``emit_lines`` takes the lines of command output that come in one read at once (``emit``
+        takes them one by one without it): the log's hot path.
+        """
         marker = remote.new_marker()
         try:
             script = remote.step_script(step, marker, agent.refs, agent.marker)
@@ -208,7 +215,18 @@ class StepRunner:
                 done.set_result(int(arg) if arg.lstrip("-").isdigit() else 255)
             return None
 
-        agent.session.on_line = on_line
+        each_line = per_line(on_line)
+        output_lines = emit_lines or per_line(emit)
+
+        def on_lines(stream: Stream, texts: list[str]) -> Awaitable[None] | None:
+            if stream is Stream.STDOUT:
+                block = "\n".join(texts)
+                if marker in block or agent.marker in block:
+                    return each_line(stream, texts)  # serverprep's marker lines (a few per step)
+            output.feed_output(stream, texts)
+            return output_lines(stream, texts)
+
+        agent.session.on_lines = on_lines
         if step.check:
             emit(Stream.EVENT, f"checking: {step.check_description or 'already satisfied?'}")
         agent.session.write(remote.agent_request(agent.marker, script))

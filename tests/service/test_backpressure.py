@@ -11,8 +11,8 @@ import pytest
 
 from serverprep.drivers import StepPlan
 from serverprep.drivers.commands import Command
+from serverprep.service.budgets import Backlog
 from serverprep.service.domain import Server, StepState, Stream
-from serverprep.service.journal import Backlog
 from serverprep.service.logbus import LogBus
 from serverprep.service.settings import Settings
 from serverprep.service.steps import Agent, RemoteProcess, StepRunner
@@ -24,7 +24,7 @@ class FakeSession:
     """Stands in for an agent's SSH session: what is written is kept, lines are fed by the test."""
 
     def __init__(self) -> None:
-        self.on_line = None
+        self.on_lines = None
         self.written: list[str] = []
         self.ended = asyncio.get_running_loop().create_future()
         self.conn = SimpleNamespace(is_closed=lambda: False)
@@ -33,9 +33,11 @@ class FakeSession:
         self.written.append(text)
 
 
-def test_the_step_runner_hands_the_logs_hold_to_the_line_reader():
-    """What the log returns for a line of command output (a hold when its backlog is full) must
-    reach the reader of the SSH channel, which awaits it; serverprep's own marker lines are never held."""
+@pytest.mark.parametrize("together", [True, False], ids=["emit_lines", "emit only"])
+def test_the_step_runner_hands_the_logs_hold_to_the_line_reader(together):
+    """What the log returns for lines of command output (a hold when its backlog is full) must
+    reach the reader of the SSH channel, which awaits it; serverprep's own marker lines are never
+    held. The lines of one read go to the log at once (``emit_lines``) or, without it, one by one."""
 
     async def run():
         session = FakeSession()
@@ -47,28 +49,33 @@ def test_the_step_runner_hands_the_logs_hold_to_the_line_reader():
             logged.append((stream, text))
             return held if stream is not Stream.EVENT else None
 
+        def emit_lines(stream, texts):
+            logged.extend((stream, text) for text in texts)
+            return held
+
         async def record(pid, marker):
             pass
 
         step = StepPlan("install_docker", commands=[Command(("apt-get", "install", "-y", "docker.io"))])
-        running = asyncio.create_task(StepRunner(Settings()).run(agent, step, SERVER, 10, emit, RemoteProcess(), record))
+        running = asyncio.create_task(StepRunner(Settings()).run(agent, step, SERVER, 10, emit, RemoteProcess(), record,
+                                                                 emit_lines if together else None))
         while not session.written:
             await asyncio.sleep(0)
         marker = re.search(r"^M=(\S+)$", session.written[0], re.M).group(1)
         answers = [
-            session.on_line(Stream.STDOUT, f"{marker} start 4242"),
-            session.on_line(Stream.STDOUT, f"{marker} run 0"),
-            session.on_line(Stream.STDOUT, "Get:1 http://deb.debian.org/debian bookworm/main amd64 docker.io"),
-            session.on_line(Stream.STDERR, "W: a warning"),
-            session.on_line(Stream.STDOUT, "::agent:: done 0"),
+            session.on_lines(Stream.STDOUT, [f"{marker} start 4242", f"{marker} run 0"]),
+            session.on_lines(Stream.STDOUT, ["Get:1 http://deb.debian.org/debian bookworm/main amd64 docker.io"]),
+            session.on_lines(Stream.STDERR, ["W: a warning"]),
+            session.on_lines(Stream.STDOUT, ["::agent:: done 0"]),
         ]
         result = await running
         return answers, held, result.state, logged
 
     answers, held, state, logged = asyncio.run(run())
-    assert answers == [None, None, held, held, None]
+    assert answers == [None, held, held, None]
     assert state is StepState.SUCCEEDED
-    assert (Stream.STDOUT, "Get:1 http://deb.debian.org/debian bookworm/main amd64 docker.io") in logged
+    assert [text for stream, text in logged if stream is not Stream.EVENT] == [
+        "Get:1 http://deb.debian.org/debian bookworm/main amd64 docker.io", "W: a warning"]
 
 
 def test_readers_held_first_are_not_overtaken():

@@ -10,9 +10,10 @@ import threading
 import pytest
 
 from serverprep.drivers import STEP_NAMES
+from serverprep.service.budgets import OutputBudget
 from serverprep.service.domain import LogEntry, Options, PrepChange, PrepState, Secrets, ServerSpec, StepState, Stream
 from serverprep.service.errors import PreparationActive, ServerExists
-from serverprep.service.journal import Journal, OutputBudget
+from serverprep.service.journal import Journal
 from serverprep.service.logbus import LogBus
 from serverprep.service.secretbox import SecretBox
 from serverprep.service.store import Store
@@ -470,15 +471,19 @@ class Chunks:
         return self.chunks.pop(0) if self.chunks else b""
 
 
-def test_output_waits_while_the_unstored_backlog_is_full(store):
+@pytest.mark.parametrize("path", ["lines of a read at once", "line by line"])
+def test_output_waits_while_the_unstored_backlog_is_full(store, path):
     """Before, a command's output was read as fast as it came whatever the database did: entries
     waiting to be stored had no bound across preparations (67,000 entries, 5.6 MB of text at once
     in the fleet bench at N=300). Now past --max-unstored-bytes the reader stops reading (the
     command waits on its SSH channel) until the database has caught up to half of it, and every
     line is still stored, once, in order. The real line reader (``lines.pump``) and Journal; the
-    slow database is a gate in front of the real store."""
+    slow database is a gate in front of the real store. Both ways into the log stop at the first
+    line past the budget: the lines of one read at once (``Run.emit_lines``, how a step's output
+    goes) and one by one (``Run.emit``)."""
     from serverprep.service.journal import ENTRY_BYTES
-    from serverprep.service.lines import Budget, pump
+    from serverprep.service.lines import Budget, per_line, pump
+    from serverprep.service.runner import Run
 
     store.create_server(spec())
     prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
@@ -489,25 +494,22 @@ def test_output_waits_while_the_unstored_backlog_is_full(store):
         gated = GatedStore(store.store)
         bus = LogBus(gated, keep=10_000, max_lines=10**6, max_bytes=10**9, keep_bytes=4 << 20, backlog_bytes=limit)
         journal = bus.open(prep.id, 0, lambda text: text)
+        running = Run(prep, None, journal, current_step="install_docker")  # type: ignore[arg-type]  # no server needed to log
         output = Chunks([chunk] * 200)  # 120,000 lines, 11 MB
-
-        def on_line(stream, text):
-            journal.emit("install_docker", stream, text)
-            return journal.hold()
-
-        reading = asyncio.create_task(pump(output, Stream.STDOUT, on_line, Budget(None)))
+        handler = running.emit_lines if path == "lines of a read at once" else per_line(running.emit)
+        reading = asyncio.create_task(pump(output, Stream.STDOUT, handler, Budget(None)))
         await asyncio.sleep(0.5)
         paused = (output.reads, bus.backlog.size, reading.done())
         gated.gate.set()
         await reading
         await bus.close(prep.id)
-        return *paused, [e.seq for e in await store.store.read_logs(prep.id, 0, 200_000)]
+        return *paused, [(e.seq, e.step) for e in await store.store.read_logs(prep.id, 0, 200_000)]
 
-    reads, size, finished, seqs = asyncio.run(run())
+    reads, size, finished, stored = asyncio.run(run())
     per_chunk = sum(len(line) + ENTRY_BYTES for line in chunk.decode().splitlines())  # 175 KB
     assert not finished and reads == -(-limit // per_chunk), reads  # paused inside the chunk that crossed 1 MiB
     assert limit <= size <= limit + 300, size  # stopped at the first line past the budget
-    assert seqs == list(range(1, 120_001))
+    assert stored == [(seq, "install_docker") for seq in range(1, 120_001)]
 
 
 def test_a_journal_that_cannot_store_gives_its_share_of_the_backlog_back(store):

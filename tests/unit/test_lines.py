@@ -39,10 +39,10 @@ def reference(data: bytes) -> list[str]:
 def run(chunks: list[bytes], limit: int | None = None) -> list[str]:
     got: list[str] = []
 
-    def on_line(stream: Stream, text: str) -> None:
-        got.append(text)
+    def on_lines(stream: Stream, texts: list[str]) -> None:
+        got.extend(texts)
 
-    asyncio.run(pump(Chunks(chunks), Stream.STDOUT, on_line, Budget(limit)))
+    asyncio.run(pump(Chunks(chunks), Stream.STDOUT, on_lines, Budget(limit)))
     return got
 
 
