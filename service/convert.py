@@ -234,7 +234,7 @@ def log_entry_fields(batch: Sequence[LogEntry]) -> list[bytes]:
     lines/s. Each encoding is kept on its (immutable) entry for every other live reader.
     """
     out = []
-    # What most entries of a batch share (one step, one stream, one second), encoded once; compared
+    # What most entries of a batch share (one step, one stream, one time), encoded once; compared
     # by identity (an Enum hashes in Python).
     last_step, step_field, last_stream, stream_field, last_time, time_field = None, b"", None, b"", None, b""
     for e in batch:
