@@ -220,14 +220,9 @@ _STEP_STATE_FIELD = {s: _tagged(b"\x30", n) for s, n in STEP_STATE.items()}
 _PREP_STATE_FIELD = {s: _tagged(b"\x38", n) for s, n in PREP_STATE.items()}
 
 
-def log_entry_field(e: LogEntry) -> bytes:
-    """One entry encoded as field 1 (``entries``) of a StreamLogsResponse: a message is a join of these."""
-    return log_entry_fields([e])[0]
-
-
 def log_entry_fields(batch: Sequence[LogEntry]) -> list[bytes]:
-    """Entries encoded as fields of a StreamLogsResponse, byte for byte as protobuf writes them
-    (tests/unit/test_log_messages.py compares the two).
+    """Entries encoded as field 1 (``entries``) of a StreamLogsResponse, byte for byte as protobuf
+    writes them (tests/unit/test_log_messages.py compares the two): a message is a join of these.
 
     Written here rather than by building a message per entry: this runs once for every line the
     live readers get, and building messages took a third of the event loop's time at 100,000

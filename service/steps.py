@@ -168,12 +168,12 @@ class StepRunner:
 
     async def run(
         self, agent: Agent, step: StepPlan, server: Server, timeout: float, emit: Emit,
-        current: RemoteProcess, record_process: Callable[[int | None, str], Awaitable[None]], emit_lines: EmitLines | None = None,
+        current: RemoteProcess, record_process: Callable[[int | None, str], Awaitable[None]], emit_lines: EmitLines,
     ) -> StepResult:
         """Run ``step``; ``record_process`` keeps its process group (for a Retry after a crash).
 
-        ``emit_lines`` takes the lines of command output that come in one read at once (``emit``
-        takes them one by one without it): the log's hot path.
+        ``emit_lines`` takes the lines of command output that come in one read at once (the log's
+        hot path); ``emit`` takes serverprep's own events, and the output of a read with a marker line.
         """
         marker = remote.new_marker()
         try:
@@ -216,7 +216,6 @@ class StepRunner:
             return None
 
         each_line = per_line(on_line)
-        output_lines = emit_lines or per_line(emit)
 
         def on_lines(stream: Stream, texts: list[str]) -> Awaitable[None] | None:
             if stream is Stream.STDOUT:
@@ -224,7 +223,7 @@ class StepRunner:
                 if marker in block or agent.marker in block:
                     return each_line(stream, texts)  # serverprep's marker lines (a few per step)
             output.feed_output(stream, texts)
-            return output_lines(stream, texts)
+            return emit_lines(stream, texts)
 
         agent.session.on_lines = on_lines
         if step.check:

@@ -13,6 +13,7 @@ from serverprep.drivers import StepPlan
 from serverprep.drivers.commands import Command
 from serverprep.service.budgets import Backlog
 from serverprep.service.domain import Server, StepState, Stream
+from serverprep.service.lines import per_line
 from serverprep.service.logbus import LogBus
 from serverprep.service.settings import Settings
 from serverprep.service.steps import Agent, RemoteProcess, StepRunner
@@ -33,11 +34,12 @@ class FakeSession:
         self.written.append(text)
 
 
-@pytest.mark.parametrize("together", [True, False], ids=["emit_lines", "emit only"])
+@pytest.mark.parametrize("together", [True, False], ids=["a read at once", "line by line"])
 def test_the_step_runner_hands_the_logs_hold_to_the_line_reader(together):
     """What the log returns for lines of command output (a hold when its backlog is full) must
     reach the reader of the SSH channel, which awaits it; serverprep's own marker lines are never
-    held. The lines of one read go to the log at once (``emit_lines``) or, without it, one by one."""
+    held. The lines of one read go to the log at once (``Run.emit_lines``) or, through
+    ``lines.per_line``, one by one."""
 
     async def run():
         session = FakeSession()
@@ -58,7 +60,7 @@ def test_the_step_runner_hands_the_logs_hold_to_the_line_reader(together):
 
         step = StepPlan("install_docker", commands=[Command(("apt-get", "install", "-y", "docker.io"))])
         running = asyncio.create_task(StepRunner(Settings()).run(agent, step, SERVER, 10, emit, RemoteProcess(), record,
-                                                                 emit_lines if together else None))
+                                                                 emit_lines if together else per_line(emit)))
         while not session.written:
             await asyncio.sleep(0)
         marker = re.search(r"^M=(\S+)$", session.written[0], re.M).group(1)

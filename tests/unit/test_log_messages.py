@@ -59,8 +59,8 @@ def test_each_message_carries_the_state_after_its_last_entry():
 def test_an_entry_is_encoded_once_for_every_reader():
     batch = entries(20)
     first = list(convert.stream_logs_messages(batch, PrepState.RUNNING, 1 << 20))
-    cached = [convert.log_entry_field(e) for e in batch]
-    assert all(convert.log_entry_field(e) is wire for e, wire in zip(batch, cached, strict=True))
+    cached = convert.log_entry_fields(batch)
+    assert all(again is wire for again, wire in zip(convert.log_entry_fields(batch), cached, strict=True))
     again = list(convert.stream_logs_messages(batch, PrepState.RUNNING, 1 << 20))
     assert again == first
     # A batch with entries not encoded yet (fresh from the database) is encoded then.
@@ -78,4 +78,4 @@ def test_entries_are_written_byte_for_byte_as_protobuf_writes_them():
                      step=rng.choice(steps), stream=rng.choice(list(Stream)), text=rng.choice(texts),
                      step_state=rng.choice([None, *StepState]), prep_state=rng.choice([None, *PrepState]))
         expected = pb.StreamLogsResponse(entries=[convert.log_entry_pb(e)]).SerializeToString()
-        assert convert.log_entry_field(e) == expected, e
+        assert convert.log_entry_fields([e]) == [expected], e
