@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,8 +26,9 @@ from serverprep.service.store.models import db
 P = ParamSpec("P")
 T = TypeVar("T")
 
+#: Set on every connection. WAL is not among them: it is the database file's own mode, set once
+#: when the database is opened (``_use_wal``).
 SQLITE_PRAGMAS = {
-    "journal_mode": "wal",
     "synchronous": "normal",
     "foreign_keys": 1,
     "busy_timeout": 10_000,
@@ -51,8 +53,32 @@ def open_database(url: str) -> peewee.Database:
             for target in (directory, Path(path)):
                 if target.exists() and not os.access(target, os.W_OK):
                     raise StorageError(f"{target} is read-only: serverprep must write its SQLite database there")
+            _use_wal(path)
         return db_url.connect(url, pragmas=SQLITE_PRAGMAS, timeout=10)
     return db_url.connect(url)
+
+
+def _use_wal(path: str, timeout: float = 10.0) -> None:
+    """Put the SQLite database at ``path`` (created if new) in WAL mode, which then holds for every
+    connection of every process.
+
+    Several processes opening one new database at once all try to switch it: each reads the file
+    (a shared lock) and then wants it alone, and SQLite refuses one of two such connections at
+    once, without its busy timeout, since each would wait for the other ("database is locked";
+    seen with 4 replicas starting together). Refused, it tries again until ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with contextlib.closing(sqlite3.connect(path, timeout=timeout)) as conn:
+                mode = conn.execute("PRAGMA journal_mode = wal").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StorageError(f"SQLite cannot use WAL mode for {path} (it stays in {mode!r} mode); serverprep needs WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise StorageError(f"cannot open the SQLite database {path}: {e}") from e
+            time.sleep(0.01)
 
 
 def write_transaction(database: peewee.Database) -> Any:
