@@ -220,6 +220,10 @@ _STEP_STATE_FIELD = {s: _tagged(b"\x30", n) for s, n in STEP_STATE.items()}
 _PREP_STATE_FIELD = {s: _tagged(b"\x38", n) for s, n in PREP_STATE.items()}
 
 
+#: Sets an entry's ``_wire``: the entry is frozen, and its cache is not one of its fields.
+_set_wire = LogEntry._wire.__set__  # type: ignore[attr-defined]
+
+
 def log_entry_fields(batch: Sequence[LogEntry]) -> list[bytes]:
     """Entries encoded as field 1 (``entries``) of a StreamLogsResponse, byte for byte as protobuf
     writes them (tests/unit/test_log_messages.py compares the two): a message is a join of these.
@@ -233,8 +237,7 @@ def log_entry_fields(batch: Sequence[LogEntry]) -> list[bytes]:
     # by identity (an Enum hashes in Python).
     last_step, step_field, last_stream, stream_field, last_time, time_field = None, b"", None, b"", None, b""
     for e in batch:
-        attrs = e.__dict__
-        wire: bytes | None = attrs.get("_wire")
+        wire = getattr(e, "_wire", None)  # None: not encoded yet
         if wire is None:
             if e.step is not last_step:
                 raw = e.step.encode()
@@ -256,7 +259,8 @@ def log_entry_fields(batch: Sequence[LogEntry]) -> list[bytes]:
                 _STEP_STATE_FIELD[e.step_state] if e.step_state else b"",
                 _PREP_STATE_FIELD[e.prep_state] if e.prep_state else b"",
             ))
-            wire = attrs["_wire"] = b"\n" + _varint(len(data)) + data  # a cache beside the entry's fields, not one of them
+            wire = b"\n" + _varint(len(data)) + data
+            _set_wire(e, wire)
         out.append(wire)
     return out
 

@@ -6,8 +6,11 @@ gRPC stream (tests/service/test_attacks.py, the huge-line log).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
+
+import pytest
 
 from serverprep.service import convert
 from serverprep.service.domain import LogEntry, PrepState, StepState, Stream
@@ -79,3 +82,15 @@ def test_entries_are_written_byte_for_byte_as_protobuf_writes_them():
                      step_state=rng.choice([None, *StepState]), prep_state=rng.choice([None, *PrepState]))
         expected = pb.StreamLogsResponse(entries=[convert.log_entry_pb(e)]).SerializeToString()
         assert convert.log_entry_fields([e]) == [expected], e
+
+
+def test_an_entry_stays_frozen_and_its_encoding_is_no_part_of_it():
+    """LogEntry is slotted (one object for the collector, not two): still frozen, and the encoding
+    cached on it changes neither its equality, its hash nor its repr."""
+    encoded = entries(1)[0]
+    plain = dataclasses.replace(encoded)  # the same fields, not encoded
+    convert.log_entry_fields([encoded])
+    assert not hasattr(encoded, "__dict__") and not hasattr(plain, "_wire") and encoded._wire
+    assert encoded == plain and hash(encoded) == hash(plain) and repr(encoded) == repr(plain)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        encoded.text = "changed"  # type: ignore[misc]
