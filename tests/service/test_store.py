@@ -2,6 +2,7 @@
 
 import asyncio
 import inspect
+import itertools
 import random
 import subprocess
 import sys
@@ -293,6 +294,24 @@ def test_every_entry_reads_back_exactly_as_it_was_written(store):
     store.append_logs(prep.id, entries[:1401])
     store.append_logs(prep.id, entries[1401:])
     assert store.read_logs(prep.id, 0, 2000) == entries
+
+
+def test_the_lines_of_one_read_read_back_exactly_as_they_were_written(store):
+    """Runs of lines that share a time, step and stream, as the lines of one read do (on SQLite a run
+    of 32 or more goes in one statement, its texts one JSON array), between events with states:
+    every entry comes back bit for bit."""
+    store.create_server(spec())
+    prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES)
+    texts = ["déjà ✓ 日本語 \U0001F600", "\ufffd", "tab\tquote\"back\\slash", "\u2028\x7f\x01\x1b[1m", "x" * 9000, "",
+             "[\"not\", \"json\"]", "a line that says \\u0000", "\\"]
+    entries: list[LogEntry] = []
+    for n, stream in zip([1, 31, 32, 33, 500, 2000, 40], itertools.cycle([Stream.STDOUT, Stream.STDERR]), strict=False):
+        at = 1795674243.0 + len(entries) / 7
+        entries += [LogEntry(len(entries) + i + 1, at, "install_docker", stream, texts[(len(entries) + i) % len(texts)]) for i in range(n)]
+        entries.append(LogEntry(len(entries) + 1, at, "install_docker", Stream.EVENT, "step running", step_state=StepState.RUNNING))
+    store.append_logs(prep.id, entries[:1000])
+    store.append_logs(prep.id, entries[1000:])
+    assert store.read_logs(prep.id, 0, 5000) == entries
 
 
 def test_a_nul_character_in_output_is_stored_as_a_replacement_character(store):
