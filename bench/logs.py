@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import re
 import resource
@@ -132,6 +133,9 @@ class Phase:
     to_readers: float = float("nan")
     latency_p50_ms: float = float("nan")
     latency_p99_ms: float = float("nan")
+    #: The longest a printed line waited to be stored, seen by the Status polls (the age of the
+    #: oldest line printed and not stored yet, at each poll).
+    db_lag_ms: float = float("nan")
     rss_kib: list[tuple[float, int]] = field(default_factory=list)
     #: What the stalled reader was told when it finally read (expected: cut off, resume by sequence).
     cut_off: str = ""
@@ -186,12 +190,14 @@ def run_phase(
             _stop_profile(profiler)  # before the bench's own check below reads every stored line back
         if polls and polls[-1][2] != pb.PREPARATION_STATE_SUCCEEDED:
             phase.problems.append(f"the preparation ended {pb.PreparationState.Name(polls[-1][2])}")
-        first_at, last_seq = _stored_span(stub, prep.id, lines)
-        if last_seq is None:
+        produced = _stored_lines(stub, prep.id)
+        if len(produced) != lines:
             phase.problems.append("the database does not hold every line the command printed")
             return phase
+        first_at, last_seq = produced[0][1], produced[-1][0]
         stored_at = next((t for t, seq, _ in polls if seq >= last_seq), float("nan"))
         phase.to_db = lines / (stored_at - first_at)
+        phase.db_lag_ms = _db_lag(polls, produced, stored_at) * 1000
         for i, r in enumerate(states):
             if r.error and not stall:
                 phase.problems.append(f"reader {i}: {r.error}")
@@ -213,19 +219,28 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _stored_span(stub: pb_grpc.PreparationServiceStub, prep_id: str, lines: int) -> tuple[float, int | None]:
-    """Time the first line was produced, and the sequence number of the last one, from what is stored."""
-    first_at, last_seq, seen = float("nan"), None, 0
+def _stored_lines(stub: pb_grpc.PreparationServiceStub, prep_id: str) -> list[tuple[int, float]]:
+    """The command's lines as stored, in order: (sequence number, time the command printed it)."""
+    produced = []
     for response in stub.StreamLogs(pb.StreamLogsRequest(server="s0000", preparation_id=prep_id, no_follow=True), timeout=300):
         for entry in response.entries:
-            m = LINE.match(entry.text.encode())
-            if not m:
-                continue
-            seen += 1
-            if m.group(1) == b"0":
-                first_at = float(m.group(2))
-            last_seq = entry.seq
-    return first_at, (last_seq if seen == lines else None)
+            if m := LINE.match(entry.text.encode()):
+                produced.append((entry.seq, float(m.group(2))))
+    return produced
+
+
+def _db_lag(polls: list[tuple[float, int, int]], produced: list[tuple[int, float]], stored_at: float) -> float:
+    """The longest a printed line had waited to be stored at any Status poll until the last one was
+    stored: at each poll, the age of the first line not stored yet, if it was printed by then."""
+    seqs = [seq for seq, _ in produced]
+    lag = 0.0
+    for at, last_seq, _ in polls:
+        if at > stored_at:
+            break
+        waiting = bisect.bisect_right(seqs, last_seq)  # the first line not stored at this poll
+        if waiting < len(produced) and produced[waiting][1] < at:
+            lag = max(lag, at - produced[waiting][1])
+    return lag
 
 
 def main(argv: list[str]) -> int:
@@ -259,7 +274,8 @@ def main(argv: list[str]) -> int:
                     profile = args.profile if rnd == 0 and name == "burst" else None
                     phase = run_phase(svc, host, name, args.lines, rate, readers, stall, args.phase_timeout, profile)
                     phases.append(phase)
-                    print(f"round {rnd + 1} {name}: {phase.to_db:,.0f} lines/s to the database, "
+                    print(f"round {rnd + 1} {name}: {phase.to_db:,.0f} lines/s to the database (a line waited at most "
+                          f"{phase.db_lag_ms:,.0f} ms to be stored), "
                           f"{phase.to_readers:,.0f} to readers, p99 {phase.latency_p99_ms:,.0f} ms, "
                           f"{phase.resumed} reader cut-offs (resumed), the bench used {phase.bench_cpu:.1f} s CPU in {phase.seconds:.1f} s"
                           + (f"; stalled reader: {phase.cut_off}" if stall else "")
@@ -313,12 +329,13 @@ def report(phases: list[Phase], args: argparse.Namespace, baseline_kib: int, pea
         f"### Log pipeline ({args.lines:,} lines per phase, {args.readers} live readers, {args.rounds} rounds, medians; "
         f"load average before {load[0]}, after {load[1]})",
         "",
-        "| phase | lines/s remote -> database | lines/s remote -> all readers | latency produced -> received p50 | p99 |",
-        "|---|---|---|---|---|",
+        "| phase | lines/s remote -> database | lines/s remote -> all readers | latency produced -> received p50 | p99 "
+        "| a line waited to be stored, at most |",
+        "|---|---|---|---|---|---|",
         f"| burst (as fast as the command prints) | {med('burst', 'to_db'):,.0f} | {med('burst', 'to_readers'):,.0f} "
-        f"| {med('burst', 'latency_p50_ms'):,.0f} ms | {med('burst', 'latency_p99_ms'):,.0f} ms |",
+        f"| {med('burst', 'latency_p50_ms'):,.0f} ms | {med('burst', 'latency_p99_ms'):,.0f} ms | {med('burst', 'db_lag_ms'):,.0f} ms |",
         f"| paced at {args.rate:,.0f} lines/s | {med('paced', 'to_db'):,.0f} | {med('paced', 'to_readers'):,.0f} "
-        f"| {med('paced', 'latency_p50_ms'):,.0f} ms | {med('paced', 'latency_p99_ms'):,.0f} ms |",
+        f"| {med('paced', 'latency_p50_ms'):,.0f} ms | {med('paced', 'latency_p99_ms'):,.0f} ms | {med('paced', 'db_lag_ms'):,.0f} ms |",
         "",
         f"Service memory (VmRSS) with one stalled reader while {args.lines:,} lines pass: {baseline_kib / 1024:.0f} MiB "
         f"before the first phase, {rss_start / 1024:.0f} MiB when the stalled phase began (median), growth during it "

@@ -18,21 +18,24 @@ from serverprep.service.store.models import LogRow, PreparationRow
 
 INSERT_CHUNK = 200
 
+_INSERT = "INSERT INTO log_line (preparation_id, seq, time, step, stream, text, step_state, prep_state) "
+
 #: Rows per INSERT on SQLite at most (fewer as smaller powers of two, so that at most nine
 #: statements are ever prepared). sqlite3 lets go of the GIL for every statement it runs, and a
 #: writer thread takes it back only when the event loop yields it: one statement per row
 #: (``executemany``) stored 1,340 rows/s beside a busy Python thread, 256 rows a statement
 #: 25,000 (and 395,000 against 254,000 with nothing else running).
 SQLITE_ROWS = 256
-_SQLITE_INSERT = {n: "INSERT INTO log_line (preparation_id, seq, time, step, stream, text, step_state, prep_state) VALUES "
-                     + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * n) for n in (1 << i for i in range(SQLITE_ROWS.bit_length()))}
-
-
-#: One run of output lines (consecutive numbers, one step, stream and time: the lines of one read)
-#: in one statement, their texts one JSON array that SQLite takes apart itself.
-_SQLITE_RUN = ("INSERT INTO log_line (preparation_id, seq, time, step, stream, text, step_state, prep_state) "
-               "SELECT ?, ? + key, ?, ?, ?, value, NULL, NULL FROM json_each(?)")
-#: Lines a run needs to go in by itself; shorter runs go with the other rows, SQLITE_ROWS at a time.
+_SQLITE_ROWS = {n: _INSERT + "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * n)
+                for n in (1 << i for i in range(SQLITE_ROWS.bit_length()))}
+#: Runs of output lines per INSERT at most (powers of two, as rows). A run is consecutive entries
+#: with one time, step and stream and no state, as the lines of one read are; its texts go as one
+#: JSON array that SQLite takes apart itself, and its time is bound as it is (a float through
+#: JSON might not come back bit for bit).
+SQLITE_RUNS = 64
+_SQLITE_RUNS = {n: _INSERT + " UNION ALL ".join(["SELECT ?, ? + key, ?, ?, ?, value, NULL, NULL FROM json_each(?)"] * n)
+                for n in (1 << i for i in range(SQLITE_RUNS.bit_length()))}
+#: Lines a run needs to go as a run; shorter ones go as rows.
 RUN_MIN = 32
 _RUN_KEY = operator.attrgetter("time", "step", "stream", "step_state", "prep_state")
 _TEXT = operator.attrgetter("text")
@@ -66,16 +69,17 @@ def _rows(prep_id: str, entries: Sequence[LogEntry]) -> list[tuple[Any, ...]]:
 
 
 def _sqlite_append(cursor: sqlite3.Cursor, prep_id: str, entries: Sequence[LogEntry]) -> None:
-    """Runs of RUN_MIN output lines or more in a statement each (their texts one JSON array), the
-    other entries in multi-row INSERTs.
+    """Runs of RUN_MIN output lines or more up to SQLITE_RUNS to a statement, the other entries
+    SQLITE_ROWS to a statement.
 
     The statements are few because each one gives the GIL away: sqlite3 lets go of it while SQLite
     works, and the writer thread gets it back only when the event loop yields it (up to 5 ms, the
     switch interval, while the loop is busy). Beside a busy Python thread, 100,000 rows in batches
-    of 2,000 were stored at 31,000 rows/s in 256-row INSERTs and at 220,000 in runs of 2,000
-    (460,000 and 760,000 alone), and the run's work per line is C (json.dumps, SQLite), not a
-    Python tuple per row.
+    of 2,000 were stored at 31,000 rows/s in 256-row INSERTs and 220,000 as runs of 2,000 lines,
+    one statement each (460,000 and 760,000 alone); runs of 100 lines, one statement each, only
+    18,000. And a run's work per line is C (json.dumps, SQLite), not a Python tuple per row.
     """
+    runs: list[tuple[Any, ...]] = []
     rest: list[LogEntry] = []
     for (time, step, stream, step_state, prep_state), group in itertools.groupby(entries, _RUN_KEY):
         run = list(group)
@@ -85,9 +89,11 @@ def _sqlite_append(cursor: sqlite3.Cursor, prep_id: str, entries: Sequence[LogEn
             # A NUL (JSON \u0000) comes back from SQLite's JSON cut off there: such a run goes as rows
             # (so does one with a line that says \u0000 in so many characters).
             if "\\u0000" not in texts:
-                cursor.execute(_SQLITE_RUN, (prep_id, run[0].seq, time, step, stream._value_, texts))
+                runs.append((prep_id, run[0].seq, time, step, stream._value_, texts))
                 continue
         rest += run
+    if runs:
+        _sqlite_insert(cursor, runs, _SQLITE_RUNS)
     if rest:
         _sqlite_insert(cursor, _rows(prep_id, rest))
 
@@ -103,16 +109,20 @@ def _has_json_each(cursor: sqlite3.Cursor) -> bool:
     return _json_each
 
 
-def _sqlite_insert(cursor: sqlite3.Cursor, values: list[tuple[Any, ...]]) -> None:
-    """Insert rows SQLITE_ROWS at a time (fewer where SQLite allows fewer parameters: 999 before
-    3.32), the rest by halves."""
-    size, at = SQLITE_ROWS, 0
-    while size * 8 > cursor.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER):
+def _sqlite_insert(cursor: sqlite3.Cursor, values: list[tuple[Any, ...]], statements: dict[int, str] = _SQLITE_ROWS) -> None:
+    """Insert ``values`` (rows, or runs) as many at a time as the largest of ``statements`` takes,
+    fewer where this SQLite allows fewer parameters (999 before 3.32) or compound SELECT terms,
+    the rest by halves."""
+    if not values:
+        return
+    connection, size, at = cursor.connection, max(statements), 0
+    while size > 1 and (size * len(values[0]) > connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+                        or size > connection.getlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT)):
         size //= 2
     while at < len(values):
         while size > len(values) - at:
             size //= 2
-        cursor.execute(_SQLITE_INSERT[size], list(itertools.chain.from_iterable(values[at : at + size])))
+        cursor.execute(statements[size], list(itertools.chain.from_iterable(values[at : at + size])))
         at += size
 
 

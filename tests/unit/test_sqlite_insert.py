@@ -42,9 +42,11 @@ def test_an_older_sqlites_limit_of_999_parameters_is_kept():
     assert max(sizes) * 8 <= 999
 
 
-def append(entries: list[LogEntry], json_each: bool | None = None) -> tuple[list[tuple], list[str]]:
+def append(entries: list[LogEntry], json_each: bool | None = None, compound_limit: int | None = None) -> tuple[list[tuple], list[str]]:
     """``logs._sqlite_append`` into a new table: what it stores, and the statements it ran."""
     db = sqlite3.connect(":memory:")
+    if compound_limit is not None:
+        db.setlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT, compound_limit)
     db.execute(f"CREATE TABLE log_line ({COLUMNS}, PRIMARY KEY (preparation_id, seq))")
     statements: list[str] = []
     db.set_trace_callback(statements.append)
@@ -103,3 +105,15 @@ def test_every_text_of_a_run_comes_back_as_it_was():
     entries = [LogEntry(seq, 7.5, "s", Stream.STDERR, texts[seq % len(texts)]) for seq in range(1, 801)]
     stored, statements = append(entries)
     assert stored == rows_of(entries) and len(statements) == 1
+
+
+def test_runs_go_up_to_sixty_four_to_a_statement_within_sqlites_limit_of_compound_terms():
+    """The lines of 100 reads (40 each, each read its own time): three statements, 64 + 32 + 4 runs;
+    with SQLite's limit of compound SELECT terms set to 10, at most 8 runs to a statement."""
+    entries = [e for i in range(100) for e in run(1 + 40 * i, 40, at=1795674243.0 + i / 3)]
+    stored, statements = append(entries)
+    assert stored == rows_of(entries)
+    assert [s.count("json_each") for s in statements] == [64, 32, 4]
+    stored, statements = append(entries, compound_limit=10)
+    assert stored == rows_of(entries)
+    assert max(s.count("json_each") for s in statements) == 8 and sum(s.count("json_each") for s in statements) == 100
