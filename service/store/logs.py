@@ -90,6 +90,9 @@ def _sqlite_append(cursor: sqlite3.Cursor, prep_id: str, entries: Sequence[LogEn
             # (so does one with a line that says \u0000 in so many characters).
             if "\\u0000" not in texts:
                 runs.append((prep_id, run[0].seq, time, step, stream._value_, texts))
+                if len(runs) == SQLITE_RUNS:  # one statement's worth: stored now, not held as JSON with the rest
+                    _sqlite_insert(cursor, runs, _SQLITE_RUNS)
+                    runs = []
                 continue
         rest += run
     if runs:
