@@ -237,8 +237,8 @@ def log_entry_fields(batch: Sequence[LogEntry]) -> list[bytes]:
     # by identity (an Enum hashes in Python).
     last_step, step_field, last_stream, stream_field, last_time, time_field = None, b"", None, b"", None, b""
     for e in batch:
-        wire = getattr(e, "_wire", None)  # None: not encoded yet
-        if wire is None:
+        wire = e._wire
+        if wire is None:  # not encoded yet
             if e.step is not last_step:
                 raw = e.step.encode()
                 last_step, step_field = e.step, b"\x1a" + _varint(len(raw)) + raw if raw else b""
@@ -282,9 +282,8 @@ def stream_logs_messages(batch: Sequence[LogEntry], state: PrepState, limit: int
     others find them encoded, and their work per batch runs in C (map, accumulate, bisect),
     not in a Python loop per entry.
     """
-    try:
-        fields = list(map(_WIRE, batch))
-    except AttributeError:
+    fields = list(map(_WIRE, batch))
+    if None in fields:  # some not encoded yet
         fields = log_entry_fields(batch)
     ends = list(itertools.accumulate(map(len, fields)))
     at = 0

@@ -287,9 +287,9 @@ class LogEntry:
     text: str
     step_state: StepState | None = None
     prep_state: PrepState | None = None
-    #: Its encoding for live readers, set by the first one to send it (convert.log_entry_fields);
-    #: unset until then. A cache beside the fields, not one of them.
-    _wire: bytes = field(init=False, repr=False, compare=False)
+    #: Its encoding for live readers, set by the first one to send it (convert.log_entry_fields).
+    #: A cache beside the fields, not one of them.
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
 
 def redactor(secrets: list[str]) -> Callable[[str], str]:

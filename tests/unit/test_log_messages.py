@@ -6,7 +6,9 @@ gRPC stream (tests/service/test_attacks.py, the huge-line log).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 import random
 import time
 
@@ -90,7 +92,17 @@ def test_an_entry_stays_frozen_and_its_encoding_is_no_part_of_it():
     encoded = entries(1)[0]
     plain = dataclasses.replace(encoded)  # the same fields, not encoded
     convert.log_entry_fields([encoded])
-    assert not hasattr(encoded, "__dict__") and not hasattr(plain, "_wire") and encoded._wire
+    assert not hasattr(encoded, "__dict__") and plain._wire is None and encoded._wire
     assert encoded == plain and hash(encoded) == hash(plain) and repr(encoded) == repr(plain)
     with pytest.raises(dataclasses.FrozenInstanceError):
         encoded.text = "changed"  # type: ignore[misc]
+
+
+def test_an_entry_copies_and_pickles_encoded_or_not():
+    """A slot left unset broke copy and pickle (the dataclass's state is read field by field)."""
+    entry = entries(1)[0]
+    for encoded in (False, True):
+        if encoded:
+            convert.log_entry_fields([entry])
+        for again in (copy.copy(entry), copy.deepcopy(entry), pickle.loads(pickle.dumps(entry))):
+            assert again == entry and again._wire == entry._wire and (again._wire is not None) == encoded
