@@ -42,8 +42,8 @@ def default_url(data_dir: str | os.PathLike[str]) -> str:
 def open_database(url: str) -> peewee.Database:
     """Open the database at a peewee URL; SQLite gets WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite:"):
-        path = url.split(":///", 1)[-1].split("?", 1)[0]
-        if path and path != ":memory:":
+        path = db_url.parse(url)["database"]  # as peewee reads it: "sqlite://" is ":memory:"
+        if path != ":memory:":
             directory = Path(path).parent
             try:
                 directory.mkdir(parents=True, exist_ok=True)
@@ -75,8 +75,8 @@ def _use_wal(path: str, timeout: float = 10.0) -> None:
             if mode.lower() != "wal":
                 raise StorageError(f"SQLite cannot use WAL mode for {path} (it stays in {mode!r} mode); serverprep needs WAL")
             return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() >= deadline:
+        except sqlite3.DatabaseError as e:  # "locked", "unable to open", "file is not a database", ...
+            if not isinstance(e, sqlite3.OperationalError) or "locked" not in str(e) or time.monotonic() >= deadline:
                 raise StorageError(f"cannot open the SQLite database {path}: {e}") from e
             time.sleep(0.01)
 

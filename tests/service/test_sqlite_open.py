@@ -1,4 +1,5 @@
-"""Opening an SQLite database: a new one while another connection writes to it, one that cannot be opened."""
+"""Opening an SQLite database: a new one while another connection writes to it, one that cannot be
+opened, one in memory."""
 
 import sqlite3
 import threading
@@ -40,6 +41,16 @@ def test_a_database_that_cannot_be_opened_is_named_in_a_clear_error(tmp_path):
         open_database(f"sqlite:///{tmp_path}/db")
 
 
-def test_an_in_memory_database_needs_no_file(tmp_path):
-    database = open_database("sqlite:///:memory:")
+def test_a_file_that_is_not_a_database_is_named_in_a_clear_error(tmp_path):
+    (tmp_path / "notes.db").write_text("not a database, " * 100)
+    with pytest.raises(StorageError, match=rf"cannot open the SQLite database {tmp_path}/notes.db: file is not a database"):
+        open_database(f"sqlite:///{tmp_path}/notes.db")
+
+
+@pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite://"])
+def test_an_in_memory_database_makes_no_file(url, tmp_path, monkeypatch):
+    """"sqlite://" is in memory for peewee too: opening it once made a WAL file named "sqlite:"."""
+    monkeypatch.chdir(tmp_path)
+    database = open_database(url)
     assert database.execute_sql("SELECT 1").fetchone() == (1,)
+    assert list(tmp_path.iterdir()) == []
