@@ -13,17 +13,15 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import peers
 import procs
+import profile_summary
 import recording
 import sprun
 from fleethost import Counts, FleetHost, fleet_host
@@ -103,7 +101,8 @@ def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path
         svc = stack.enter_context(sprun.service(data, n, database_url=url))
         names = sprun.server_names(n)
         asyncio.run(sprun.register(svc.address, host, names))
-        profiler = _start_profiler(svc.pid, opts.profile, n, postgres) if opts.profile and rnd == 0 else None
+        out = opts.profile / f"serverprep{'-postgres' if postgres else ''}-n{n}.txt" if opts.profile and rnd == 0 else None
+        profiler = profile_summary.record(svc.pid, out) if out else None  # attached before the first Prepare
         try:
             result = asyncio.run(sprun.prepare_fleet(
                 svc, names, readers=min(opts.readers, n), status_rate=opts.status_rate,
@@ -111,32 +110,12 @@ def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path
             ))
         finally:
             if profiler is not None:
-                _stop_profiler(profiler)
+                profile_summary.finish(profiler)
     commits = result.db_commits / n if result.db_commits is not None else None
     return {
         "wall": result.wall, "peak_rss_kib": result.peak_rss_kib, "failures": result.failures + result.reader_problems,
         "db_commits": commits, "prepare_ms": result.prepare_ms, "status_ms": result.status_ms, "observed": result.observed,
     }
-
-
-def _start_profiler(pid: int, directory: Path, n: int, postgres: bool) -> subprocess.Popen:
-    venv = peers.ensure_venv()
-    directory.mkdir(parents=True, exist_ok=True)
-    out = directory / f"serverprep{'-postgres' if postgres else ''}-n{n}.txt"
-    argv = [str(venv / "bin/py-spy"), "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
-            "--threads", "--nonblocking", "--output", str(out)]
-    proc = procs.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)  # py-spy attaches before the first Prepare
-    return proc
-
-
-def _stop_profiler(proc: subprocess.Popen) -> None:
-    # py-spy writes its output when interrupted.
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGINT)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(30)
-    procs.stop(proc)
 
 
 # -- the report ------------------------------------------------------------------
@@ -300,10 +279,8 @@ def main(argv: list[str]) -> int:
                 args.json.write_text(json.dumps({"recordings": {k: r.to_json() for k, r in recs.items()},
                                                  "samples": [asdict(s) for s in samples]}, indent=1))
     if args.profile:
-        from profile_summary import summarize
-
         for path in sorted(args.profile.glob("serverprep*-n*.txt")):
-            print(f"\n### py-spy profile of `serverprep serve`, {path.name}\n\n{summarize(path)}")
+            print(f"\n### py-spy profile of `serverprep serve`, {path.name}\n\n{profile_summary.summarize(path)}")
     return 1 if any(s.failures for s in samples) else 0
 
 

@@ -13,11 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import contextlib
 import re
 import resource
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +24,7 @@ from pathlib import Path
 
 import grpc
 import procs
+import profile_summary
 import sprun
 from fleethost import FleetHost, fleet_host
 from google.rpc import error_details_pb2
@@ -152,7 +150,7 @@ def run_phase(
     profile: Path | None = None,
 ) -> Phase:
     phase = Phase(name, lines)
-    profiler = _profile(svc.pid, profile) if profile else None
+    profiler = profile_summary.record(svc.pid, profile / "serverprep-logs.txt") if profile else None
     cpu_before, wall_before = _cpu(), time.monotonic()
     producer = host.work / "producer.py"
     host.behave("docker", f'if [ "$1" = info ]; then exec /usr/bin/python3 {producer} {lines} {rate}; fi')
@@ -187,7 +185,7 @@ def run_phase(
             t.join(max(1.0, deadline - time.monotonic()))
         phase.bench_cpu, phase.seconds = _cpu() - cpu_before, time.monotonic() - wall_before
         if profiler is not None:
-            _stop_profile(profiler)  # before the bench's own check below reads every stored line back
+            profile_summary.finish(profiler)  # before the bench's own check below reads every stored line back
         if polls and polls[-1][2] != pb.PREPARATION_STATE_SUCCEEDED:
             phase.problems.append(f"the preparation ended {pb.PreparationState.Name(polls[-1][2])}")
         produced = _stored_lines(stub, prep.id)
@@ -283,35 +281,15 @@ def main(argv: list[str]) -> int:
             peak = vm_field(svc.pid, "VmHWM")
     print(report(phases, args, baseline, peak, (load_before, loadavg())))
     if args.profile:
-        from profile_summary import summarize
-
-        print(f"\n### py-spy profile of `serverprep serve` during a burst phase\n\n{summarize(args.profile / 'serverprep-logs.txt')}")
+        print(f"\n### py-spy profile of `serverprep serve` during a burst phase\n\n"
+              f"{profile_summary.summarize(args.profile / 'serverprep-logs.txt')}")
     return 1 if any(p.problems for p in phases) else 0
-
-
-def _profile(pid: int, directory: Path) -> subprocess.Popen:
-    import peers
-
-    venv = peers.ensure_venv()
-    directory.mkdir(parents=True, exist_ok=True)
-    argv = [str(venv / "bin/py-spy"), "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--threads",
-            "--nonblocking", "--output", str(directory / "serverprep-logs.txt")]
-    proc = procs.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    return proc
 
 
 def _reader_cost(phases: list[Phase]) -> str:
     share = median([p.bench_cpu / p.seconds * 100 for p in phases if p.name != "stalled" and p.seconds])
     verdict = "so they are not what limits the figures" if share < 50 else "so they may be part of what limits the figures"
     return f"The bench's readers used {share:.0f} % of one core (median over phases), {verdict}."
-
-
-def _stop_profile(profiler: subprocess.Popen) -> None:
-    profiler.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        profiler.wait(30)
-    procs.stop(profiler)
 
 
 def report(phases: list[Phase], args: argparse.Namespace, baseline_kib: int, peak_kib: int, load: tuple[str, str]) -> str:

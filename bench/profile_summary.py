@@ -1,14 +1,22 @@
-"""Where a py-spy profile (raw, collapsed stacks with --threads) says the time went.
+"""py-spy on `serverprep serve`: recording a profile (for bench/fleet.py and bench/logs.py), and
+where a profile (raw, collapsed stacks with --threads) says the time went.
 
     python bench/profile_summary.py PROFILE.txt
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
+import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
+
+import peers
+import procs
 
 # "func (path/to/file.py:123)" -> function and file
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
@@ -95,6 +103,27 @@ def summarize(path: Path, top: int = 15) -> str:
         "| share | function, self time |", "|---|---|", *share(self_time), "",
         "| share | serverprep function, inclusive (with what it calls) |", "|---|---|", *share(inclusive),
     ])
+
+
+def record(pid: int, out: Path) -> subprocess.Popen:
+    """Start py-spy (from the bench's own environment) on ``pid``, writing to ``out``; it has
+    attached when this returns."""
+    venv = peers.ensure_venv()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = [str(venv / "bin/py-spy"), "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+            "--threads", "--nonblocking", "--output", str(out)]
+    proc = procs.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    return proc
+
+
+def finish(proc: subprocess.Popen) -> None:
+    """Stop py-spy: it writes its output when interrupted."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(30)
+    procs.stop(proc)
 
 
 if __name__ == "__main__":
