@@ -149,9 +149,7 @@ class Journal:
         self.window_chars += chars
         if len(self.window) > self._trim_at or self.window_chars > self._trim_chars_at:
             self._trim()
-        if self._changed is not None:
-            self._changed.set_result(None)
-            self._changed = None
+        self.wake_readers()
         self.pending_chars += chars
         self.backlog.add(chars + ENTRY_BYTES * n)
         if len(self.pending) == n:
