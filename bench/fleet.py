@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cpusplit
 import peers
 import procs
 import profile_summary
@@ -212,6 +213,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help=f"lines each apt-get call prints, for every tool (0..{MAX_OUTPUT_LINES}; default 0: none; a real install prints hundreds)")
     p.add_argument("--profile", type=Path, help="also run py-spy on `serverprep serve` in each N's first round; output here")
     p.add_argument("--json", type=Path, help="write every sample (and the recording) to this file")
+    p.add_argument("--split-cpu", action="store_true",
+                   help="the simulated servers' sshd in one CPU control group, the tool under test (and the bench's client) "
+                        "in another of equal weight, as if the servers had CPUs of their own (see bench/cpusplit.py); root")
     p.add_argument("--smoke", action="store_true", help="N=3, one round (CI): proves every part runs, times nothing")
     args = p.parse_args(argv)
     if args.smoke:
@@ -256,7 +260,14 @@ def main(argv: list[str]) -> int:
         recs = {"now": recording.record_serverprep(), "peers": recording.from_file(PEER_RECORDING)}
         print(f"serverprep today (floor-now): {recs['now'].summary()}; floor, pyinfra, ansible: serverprep 0.1's "
               f"{recs['peers'].summary()}", flush=True)
-        with fleet_host(max(args.servers)) as host:
+        with contextlib.ExitStack() as stack:
+            cpu = stack.enter_context(cpusplit.split()) if args.split_cpu else None
+            if cpu:
+                cpu.enter("servers")  # sshd and everything it starts inherit this group
+            host = stack.enter_context(fleet_host(max(args.servers)))
+            if cpu:
+                cpu.enter("tools")  # every tool the bench starts from here on, and the bench's own client
+                print("CPU split: the servers' sshd and the tools in two control groups of equal weight", flush=True)
             if args.output_lines:
                 # Shell builtins only: the output costs no process on the simulated servers.
                 host.behave("apt-get", f'i=0; while [ $i -lt {args.output_lines} ]; do i=$((i+1)); '
