@@ -8,6 +8,7 @@ address (``--metrics-listen``), never on the API port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -51,6 +52,11 @@ RPCS = Counter("serverprep_rpc_requests_total", "API calls handled, by method an
                ["method", "code"], registry=REGISTRY)
 RPC_SECONDS = Histogram("serverprep_rpc_duration_seconds", "API call latency (streams: until they end), by method.",
                         ["method"], buckets=RPC_BUCKETS, registry=REGISTRY)
+#: Seconds: a healthy loop is late by well under a millisecond; a starved one by seconds.
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+LOOP_LAG = Histogram("serverprep_event_loop_lag_seconds",
+                     "How late the event loop ran a timer due every 0.1 s: what any call or output that became ready waited.",
+                     buckets=LAG_BUCKETS, registry=REGISTRY)
 REJECTED = Counter("serverprep_rpc_rejected_total", "API calls refused before they ran, by reason.", ["reason"], registry=REGISTRY)
 TAKEOVERS = Counter("serverprep_replica_takeovers_total", "Preparations taken over from a silent replica, by what was done.",
                     ["action"], registry=REGISTRY)
@@ -60,6 +66,35 @@ def serve_metrics(listen: str) -> None:
     """Serve /metrics on ``host:port`` from a thread of its own."""
     host, _, port = listen.rpartition(":")
     start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=REGISTRY)
+
+
+class LoopLag:
+    """Observes ``serverprep_event_loop_lag_seconds``: a timer due every ``interval`` s, and how late it ran.
+
+    Every call, every SSH packet and every database answer waits for the one event loop; when
+    the loop is busy or cannot get a core, this is how long they wait, as an operator can see it.
+    """
+
+    def __init__(self, interval: float = 0.1):
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="serverprep-loop-lag")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.interval
+            await asyncio.sleep(self.interval)
+            LOOP_LAG.observe(max(0.0, loop.time() - due))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 def record_build() -> None:

@@ -47,6 +47,7 @@ class Service:
         self.settings = settings
         self.drivers = drivers
         self.port = 0
+        self.loop_lag = metrics.LoopLag()
 
     async def start(self) -> None:
         s = self.settings
@@ -84,6 +85,7 @@ class Service:
         if s.metrics_listen:
             metrics.record_build()
             metrics.serve_metrics(s.metrics_listen)
+            self.loop_lag.start()
             log.info("metrics on http://%s/metrics", s.metrics_listen)
         await self.replicas.start()
         self.pruner = Pruner(self.store, s)
@@ -109,6 +111,7 @@ class Service:
         await self.replicas.stop()
         self.bus.shutdown()
         await self.server.stop(min(grace, 5.0))
+        await self.loop_lag.stop()
         self.store.close()
 
     async def __aenter__(self) -> Service:

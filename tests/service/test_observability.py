@@ -57,6 +57,7 @@ def test_metrics_and_json_logs_tell_what_happened(tmp_path, sim):
     assert m['serverprep_rpc_rejected_total{reason="UNAUTHENTICATED"}'] == 1
     assert m["serverprep_ssh_connect_seconds_count"] == 3  # facts+steps, verify_docker; then facts+steps of the failed one
     assert m["serverprep_log_lines_stored_total"] > 20
+    assert m["serverprep_event_loop_lag_seconds_count"] > 0  # the service's timer ran while it worked
     assert m['serverprep_db_calls_total{kind="write"}'] > 10 and m['serverprep_preparations_active{state="RUNNING"}'] == 0
 
     lines = [json.loads(line) for line in (tmp_path / "service.log").read_text().splitlines() if line.startswith("{")]
