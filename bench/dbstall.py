@@ -50,17 +50,14 @@ def metric(url: str, name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.targets import free_port
-
     with tempfile.TemporaryDirectory(prefix="spb-stall-") as tmp, fleet_host(1) as host:
         producer = host.work / "producer.py"
         producer.write_text(PRODUCER)
         producer.chmod(0o644)
         host.behave("docker", f'if [ "$1" = info ]; then exec /usr/bin/python3 {producer} {args.lines} 0; fi')
-        metrics = f"127.0.0.1:{free_port()}"
         cap = str(2 * args.lines + 100_000)
         with sprun.service(Path(tmp) / "data", 1, "--max-log-lines", cap, "--max-log-bytes", str(200 * int(cap)),
-                           "--metrics-listen", metrics, *args.serve) as svc:
+                           *args.serve) as svc:
             asyncio.run(sprun.register(svc.address, host, ["s0000"]))
             with grpc.insecure_channel(svc.address) as channel:
                 stub = pb_grpc.PreparationServiceStub(channel)
@@ -88,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                     time.sleep(0.05)
                 took = time.monotonic() - started
                 samples = sampler.stop()
-                url = f"http://{metrics}/metrics"
+                url = svc.metrics
                 holds, backlog = metric(url, "serverprep_log_holds_total"), metric(url, "serverprep_log_backlog_bytes")
                 stored = sum(1 for r in stub.StreamLogs(pb.StreamLogsRequest(server="s0000", preparation_id=prep.id, no_follow=True),
                                                         timeout=300)

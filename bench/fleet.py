@@ -26,7 +26,7 @@ import profile_summary
 import recording
 import sprun
 from fleethost import Counts, FleetHost, fleet_host
-from measure import CpuMeter, listen_overflows, loadavg, median, percentile
+from measure import CpuMeter, bucket_bound, listen_overflows, loadavg, median, percentile
 
 TOOLS = ("serverprep", "floor", "pyinfra", "ansible", "floor-now", "serverprep-postgres")
 DEFAULT_TOOLS = TOOLS[:5]
@@ -60,6 +60,8 @@ class Sample:
     cpu_busy: float = 0.0
     listen_overflows: int = 0
     sshd_refusals: list[str] = field(default_factory=list)
+    #: serverprep's own histograms over the run (sprun.SERVICE_VIEW), bucket bound -> count.
+    histograms: dict[str, dict[float, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +118,7 @@ def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path
     return {
         "wall": result.wall, "peak_rss_kib": result.peak_rss_kib, "failures": result.failures + result.reader_problems,
         "db_commits": commits, "prepare_ms": result.prepare_ms, "status_ms": result.status_ms, "observed": result.observed,
+        "histograms": result.histograms,
     }
 
 
@@ -160,10 +163,23 @@ def latency(samples: list[Sample], n: int, tool: str) -> str:
     status = [v for s in mine for v in s.status_ms]
     if not mine:
         return ""
+    pooled: dict[str, dict[float, float]] = {}
+    for s in mine:
+        for key, counts in s.histograms.items():
+            for le, count in counts.items():
+                pooled.setdefault(key, {})[le] = pooled.get(key, {}).get(le, 0) + count
+
+    def bound(key: str, q: float) -> str:
+        value = bucket_bound(pooled.get(key, {}), q) * 1000
+        return "n/a" if value != value else "over the last bucket" if value == float("inf") else f"≤ {value:g} ms"
+
     return (
         f"{tool} RPC latency while the fleet runs (all rounds): Prepare p50 {_fmt(percentile(prepare, 50))} ms, "
         f"p99 {_fmt(percentile(prepare, 99))} ms over {len(prepare)} calls; "
-        f"Status p50 {_fmt(percentile(status, 50))} ms, p99 {_fmt(percentile(status, 99))} ms over {len(status)} calls"
+        f"Status p50 {_fmt(percentile(status, 50))} ms, p99 {_fmt(percentile(status, 99))} ms over {len(status)} calls.\n"
+        f"The service's own view (its /metrics; a handler's time, not the wait before it): Prepare p99 {bound('Prepare', 99)}, "
+        f"Status p99 {bound('Status', 99)}; its event loop ran late by p50 {bound('loop lag', 50)}, p99 {bound('loop lag', 99)}, "
+        f"at most {bound('loop lag', 100)} ({int(pooled.get('loop lag', {}).get(float('inf'), 0))} ticks of 0.1 s)"
     )
 
 

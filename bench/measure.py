@@ -1,10 +1,12 @@
-"""What the benchmarks read from outside the measured programs: SQLite commits, memory, percentiles, load."""
+"""What the benchmarks read from outside the measured programs: SQLite commits, memory, percentiles, load, /metrics."""
 
 from __future__ import annotations
 
+import re
 import statistics
 import struct
 import threading
+import urllib.request
 from pathlib import Path
 
 
@@ -148,3 +150,37 @@ class CpuMeter:
         total, idle = self._read()
         dt, di = total - self._start[0], idle - self._start[1]
         return 1 - di / dt if dt else 0.0
+
+
+def scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of a Prometheus text page: (name, labels, value)."""
+    samples = []
+    for line in urllib.request.urlopen(url, timeout=10).read().decode().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        name, _, labels = head.partition("{")
+        samples.append((name, dict(_LABEL.findall(labels)), float(value)))
+    return samples
+
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def buckets(samples: list[tuple[str, dict[str, str], float]], histogram: str, **labels: str) -> dict[float, float]:
+    """A histogram's cumulative bucket counts by upper bound (``+Inf`` included), for the given labels."""
+    found: dict[float, float] = {}
+    for name, have, value in samples:
+        if name == histogram + "_bucket" and all(have.get(k) == v for k, v in labels.items()):
+            found[float(have["le"])] = value
+    return found
+
+
+def bucket_bound(counts: dict[float, float], q: float) -> float:
+    """The upper bound of the bucket that holds the q-th percentile (0-100): that share took at most
+    this long. ``inf`` when it lies past the last finite bucket; NaN for no observations."""
+    total = counts.get(float("inf"), 0)
+    if not total:
+        return float("nan")
+    rank = max(1, -(-total * q // 100))
+    return next(le for le, seen in sorted(counts.items()) if seen >= rank)

@@ -16,7 +16,7 @@ import grpc
 import procs
 from fleethost import FleetHost
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from measure import WalCommits, commits_between, vm_field
+from measure import WalCommits, buckets, commits_between, scrape, vm_field
 
 from serverprep.v1 import preparations_pb2 as pb
 from serverprep.v1 import preparations_pb2_grpc as pb_grpc
@@ -32,6 +32,8 @@ class Service:
     proc: subprocess.Popen
     address: str
     data_dir: Path
+    #: The service's own /metrics page.
+    metrics: str
 
     @property
     def pid(self) -> int:
@@ -47,9 +49,10 @@ def service(data_dir: Path, max_concurrent: int, *extra: str, database_url: str 
     from harness.targets import free_port
 
     data_dir.mkdir(parents=True, exist_ok=False)
-    address = f"127.0.0.1:{free_port()}"
+    address, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     argv = [
-        *serve_command(), "--listen", address, "--data-dir", str(data_dir), "--max-concurrent", str(max_concurrent), *extra,
+        *serve_command(), "--listen", address, "--data-dir", str(data_dir), "--max-concurrent", str(max_concurrent),
+        "--metrics-listen", metrics, *extra,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if database_url:
@@ -58,7 +61,7 @@ def service(data_dir: Path, max_concurrent: int, *extra: str, database_url: str 
         proc = procs.spawn(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         _wait_serving(address, proc, data_dir / "service.log")
-        yield Service(proc, address, data_dir)
+        yield Service(proc, address, data_dir, f"http://{metrics}/metrics")
     finally:
         code = procs.stop(proc, grace=30)
         if code not in (0, -15, None):
@@ -142,6 +145,22 @@ class FleetResult:
     #: Log entries the live readers received, and problems they saw (gaps, errors).
     reader_entries: int = 0
     reader_problems: list[str] = field(default_factory=list)
+    #: The service's own histograms over the run (bucket bound -> count): see SERVICE_VIEW.
+    histograms: dict[str, dict[float, float]] = field(default_factory=dict)
+
+
+#: What the service itself measured, from its /metrics: a call's time from its handler's start to
+#: its end (not the time it waited before that), and how late its event loop ran (10 ticks a second).
+SERVICE_VIEW = {
+    "Prepare": ("serverprep_rpc_duration_seconds", {"method": "PreparationService/Prepare"}),
+    "Status": ("serverprep_rpc_duration_seconds", {"method": "PreparationService/Status"}),
+    "loop lag": ("serverprep_event_loop_lag_seconds", {}),
+}
+
+
+def service_view(url: str) -> dict[str, dict[float, float]]:
+    samples = scrape(url)
+    return {key: buckets(samples, name, **labels) for key, (name, labels) in SERVICE_VIEW.items()}
 
 
 async def prepare_fleet(
@@ -164,7 +183,7 @@ async def prepare_fleet(
     ends: dict[str, float] = {}
     async with grpc.aio.insecure_channel(svc.address) as channel:
         stub = pb_grpc.PreparationServiceStub(channel)
-        before = svc.commits()
+        before, view_before = svc.commits(), service_view(svc.metrics)
         slots = asyncio.Semaphore(prepare_window)
         prep_ids: dict[str, str] = {}
         readers_last: dict[str, int] = {}
@@ -232,6 +251,8 @@ async def prepare_fleet(
         if finished and not result.failures:
             result.wall = max(finished) - started
         result.db_commits = commits_between(before, svc.commits())
+        after = service_view(svc.metrics)
+        result.histograms = {key: {le: n - view_before[key].get(le, 0) for le, n in after[key].items()} for key in after}
     result.peak_rss_kib = vm_field(svc.pid, "VmHWM")
     return result
 
