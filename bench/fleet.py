@@ -230,8 +230,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--profile", type=Path, help="also run py-spy on `serverprep serve` in each N's first round; output here")
     p.add_argument("--json", type=Path, help="write every sample (and the recording) to this file")
     p.add_argument("--split-cpu", action="store_true",
-                   help="the simulated servers' sshd in one CPU control group, the tool under test (and the bench's client) "
-                        "in another of equal weight, as if the servers had CPUs of their own (see bench/cpusplit.py); root")
+                   help="the simulated servers' sshd in a CPU control group of the lowest weight, the tool under test (and the "
+                        "bench's client) ahead of them, as if the servers had CPUs of their own (see bench/cpusplit.py); root")
     p.add_argument("--smoke", action="store_true", help="N=3, one round (CI): proves every part runs, times nothing")
     args = p.parse_args(argv)
     if args.smoke:
@@ -283,7 +283,7 @@ def main(argv: list[str]) -> int:
             host = stack.enter_context(fleet_host(max(args.servers)))
             if cpu:
                 cpu.enter("tools")  # every tool the bench starts from here on, and the bench's own client
-                print("CPU split: the servers' sshd and the tools in two control groups of equal weight", flush=True)
+                print("CPU split: the servers' sshd in a control group of the lowest weight, the tools ahead of them", flush=True)
             if args.output_lines:
                 # Shell builtins only: the output costs no process on the simulated servers.
                 host.behave("apt-get", f'i=0; while [ $i -lt {args.output_lines} ]; do i=$((i+1)); '

@@ -29,8 +29,8 @@ before = where(os.getpid())
 with cpusplit.split() as cpu:
     cpu.enter("servers")
     server = subprocess.Popen(["sh", "-c", "sleep 60 & wait"], start_new_session=True, stdout=subprocess.DEVNULL)
-    for _ in range(100):  # until the shell has started its child
-        if len(cpu.members("servers")) == 2:
+    for _ in range(100):  # until the shell has started its child (this process is in the group too, for now)
+        if len(set(cpu.members("servers")) - {os.getpid()}) == 2:
             break
         time.sleep(0.05)
     cpu.enter("tools")
@@ -55,7 +55,7 @@ print(json.dumps(seen))
 def test_split_cpu_places_what_each_side_starts_and_removes_its_groups() -> None:
     """Proves: a process started after ``enter("servers")`` (and its own children) lands in the
     servers' group, one started after ``enter("tools")`` and the bench itself in the tools' group,
-    both with the same weight; on exit the bench is back where it was, a process still running in
+    the servers' with the lowest weight there is; on exit the bench is back where it was, a process still running in
     a group is moved out, and the groups are gone. Does not prove what the scheduler then does
     (the fleet bench's figures show that)."""
     if os.geteuid() != 0:
@@ -69,6 +69,7 @@ def test_split_cpu_places_what_each_side_starts_and_removes_its_groups() -> None
     assert seen["bench"] == seen["tool"]
     assert seen["server_pid"] in seen["servers"] and seen["tool_pid"] in seen["tools"]
     assert len(seen["servers"]) == 2  # the shell and the sleep it started
-    assert seen["weights"][0] == seen["weights"][1]
+    servers, tools = (int(w) for w in seen["weights"])
+    assert servers < tools and servers in (1, 2)  # the lowest weight cgroup v2 (1) or v1 (2) accepts
     assert seen["after"] == seen["before"] and seen["server_after"] == seen["before"]
     assert not seen["base_exists"]
