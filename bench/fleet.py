@@ -72,6 +72,7 @@ class Options:
     run_timeout: float
     profile: Path | None
     postgres: str
+    serve: list[str]
 
 
 def run_tool(tool: str, host: FleetHost, recs: dict[str, recording.Recording], n: int, rnd: int, opts: Options, work: Path) -> Sample:
@@ -101,7 +102,7 @@ def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path
     data = work / f"serverprep{'-pg' if postgres else ''}-n{n}-r{rnd}"
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(sprun.postgres_database(opts.postgres)) if postgres else ""
-        svc = stack.enter_context(sprun.service(data, n, database_url=url))
+        svc = stack.enter_context(sprun.service(data, n, *opts.serve, database_url=url))
         names = sprun.server_names(n)
         asyncio.run(sprun.register(svc.address, host, names))
         out = opts.profile / f"serverprep{'-postgres' if postgres else ''}-n{n}.txt" if opts.profile and rnd == 0 else None
@@ -232,6 +233,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--split-cpu", action="store_true",
                    help="the simulated servers' sshd in a CPU control group of the lowest weight, the tool under test (and the "
                         "bench's client) ahead of them, as if the servers had CPUs of their own (see bench/cpusplit.py); root")
+    p.add_argument("--serve", action="append", default=[], metavar="ARG",
+                   help="one more argument to `serverprep serve`, e.g. --serve=--connect-timeout=60 (repeatable)")
     p.add_argument("--smoke", action="store_true", help="N=3, one round (CI): proves every part runs, times nothing")
     args = p.parse_args(argv)
     if args.smoke:
@@ -266,7 +269,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    opts = Options(args.readers, args.status_rate, args.prepare_window, args.run_timeout, args.profile, args.postgres)
+    opts = Options(args.readers, args.status_rate, args.prepare_window, args.run_timeout, args.profile, args.postgres, args.serve)
     samples: list[Sample] = []
     reports: list[str] = []
     with procs.exclusive(), procs.guarded(args.timeout), tempfile.TemporaryDirectory(prefix="spb-run-") as tmp:
