@@ -46,7 +46,7 @@ _json_each: bool | None = None
 @writes
 def append(s: Session, prep_id: str, entries: Sequence[LogEntry], changes: Sequence[StepChange | PrepChange] = ()) -> None:
     """Store log entries and the steps' or the preparation's changes they announce, in order, in
-    one transaction (the group commit's savepoint)."""
+    one transaction (the group commit's)."""
     if entries:
         if isinstance(s.database, peewee.SqliteDatabase):
             _sqlite_append(s.database.cursor(), prep_id, entries)  # the log's hot path
