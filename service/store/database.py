@@ -97,6 +97,15 @@ def writes(fn: Callable[P, T]) -> Callable[P, T]:
     return fn
 
 
+def bare(fn: Callable[P, T]) -> Callable[P, T]:
+    """Marks a hot write that refuses nothing (it fails only when the database does): in a group
+    commit it runs without a savepoint of its own. Should it raise all the same, its group is
+    rolled back and runs again, so it may run twice, the first time undone: it must touch nothing
+    but the database and leave its arguments as they were."""
+    fn.bare = True  # type: ignore[attr-defined]
+    return fn
+
+
 def writes_alone(fn: Callable[P, T]) -> Callable[P, T]:
     """Marks a write that must run outside any transaction (VACUUM, migrations): it runs by itself."""
     fn.writes = "alone"  # type: ignore[attr-defined]
@@ -116,7 +125,8 @@ class Worker:
 
     Writes queue up while the writer thread commits; each commit then takes every write waiting
     (from every preparation at once) into one transaction, each write in a savepoint of its own so
-    that one refusal (a unique index) does not undo the others. A write is reported done only when
+    that one refusal (a unique index) does not undo the others (hot writes marked ``bare`` go
+    without; see ``_group``). A write is reported done only when
     its transaction has committed. Reads run on their own connection beside (SQLite in WAL mode
     lets them), so a Status does not wait behind the writes. A call always runs to its end: if
     the awaiting task is cancelled meanwhile, the cancellation waits for it, so that what the task
@@ -178,7 +188,7 @@ class Worker:
             database.connect(reuse_if_open=True)  # each thread keeps its connection between calls
             self._check_file()
             return self._timed("write" if getattr(fn, "writes", False) else "read", fn, self.session, *args, **kwargs)
-        except (peewee.OperationalError, peewee.InterfaceError) as e:
+        except BROKEN as e:
             # Disk full, read-only file, locked past the busy timeout: say so, with the first
             # error (a failed rollback after "disk is full" is only its echo).
             root: BaseException = e
@@ -222,35 +232,51 @@ class Worker:
             executor.shutdown(wait=True)
 
 
-def _group(session: Session, batch: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]) -> list[tuple[bool, Any]]:
+#: Errors that mean the transaction itself is broken (disk full, database gone): every write of
+#: the group fails. The log's hot path runs sqlite3 directly, whose errors peewee has not wrapped.
+BROKEN = (peewee.OperationalError, peewee.InterfaceError, sqlite3.OperationalError, sqlite3.InterfaceError)
+
+Batch = list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]
+
+
+class _BareWriteFailed(Exception):
+    """A write marked ``bare`` raised: its group is rolled back and runs again in savepoints."""
+
+
+def _group(session: Session, batch: Batch) -> list[tuple[bool, Any]]:
     """Run writes in one transaction; (ok, result or error) for each, as if each had run alone.
 
-    Nearly every group succeeds whole, so it runs first without a savepoint around each write:
-    two statements fewer per write, each of which gives the GIL away and waits to get it back
-    while the event loop is busy. When a write raises, that transaction is rolled back and the
-    group runs again with each write in its own savepoint, so that one write's failure leaves the
-    others' work in place. Write functions only touch the database, so running one twice (the
-    first time rolled back) is running it once.
+    Each write runs in a savepoint of its own, so that one refusal (a unique index, an active
+    preparation) does not undo the others, except those marked ``bare``: they refuse nothing,
+    and a savepoint is two statements more, each of which gives the GIL away and waits to get it
+    back while the event loop is busy. Should a bare write raise all the same, the transaction is
+    rolled back and the group runs again with every write in a savepoint (a lone write is just
+    rolled back).
     """
     try:
-        with write_transaction(session.database):
-            return [(True, fn(session, *args, **kwargs)) for fn, args, kwargs in batch]
-    except (peewee.OperationalError, peewee.InterfaceError):
-        raise  # the transaction itself is broken: every write of the group fails
-    except Exception as e:
+        return _run_group(session, batch, trust_bare=True)
+    except _BareWriteFailed as failed:
         if len(batch) == 1:
-            return [(False, e)]  # rolled back: as it would be in its own savepoint
-    return _group_in_savepoints(session, batch)
+            return [(False, failed.__cause__)]
+    return _run_group(session, batch, trust_bare=False)
 
 
-def _group_in_savepoints(session: Session, batch: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]) -> list[tuple[bool, Any]]:
+def _run_group(session: Session, batch: Batch, trust_bare: bool) -> list[tuple[bool, Any]]:
     outcomes: list[tuple[bool, Any]] = []
     with write_transaction(session.database):
         for fn, args, kwargs in batch:
+            if trust_bare and getattr(fn, "bare", False):
+                try:
+                    outcomes.append((True, fn(session, *args, **kwargs)))
+                except BROKEN:
+                    raise
+                except Exception as e:
+                    raise _BareWriteFailed from e  # leaves the transaction: it rolls back
+                continue
             try:
                 with session.database.atomic():
                     outcomes.append((True, fn(session, *args, **kwargs)))
-            except (peewee.OperationalError, peewee.InterfaceError):
+            except BROKEN:
                 raise  # the transaction itself is broken: every write of the group fails
             except Exception as e:
                 outcomes.append((False, e))

@@ -13,7 +13,7 @@ import peewee
 
 from serverprep.service.domain import LogEntry, PrepChange, PrepState, StepChange, StepState, Stream
 from serverprep.service.store import preparations
-from serverprep.service.store.database import Session, writes
+from serverprep.service.store.database import Session, bare, writes
 from serverprep.service.store.models import LogRow, PreparationRow
 
 INSERT_CHUNK = 200
@@ -43,6 +43,7 @@ _TEXT = operator.attrgetter("text")
 _json_each: bool | None = None
 
 
+@bare
 @writes
 def append(s: Session, prep_id: str, entries: Sequence[LogEntry], changes: Sequence[StepChange | PrepChange] = ()) -> None:
     """Store log entries and the steps' or the preparation's changes they announce, in order, in

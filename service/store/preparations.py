@@ -13,7 +13,7 @@ import peewee
 from serverprep.service.domain import Options, Preparation, PrepChange, PrepState, StepChange, StepRecord, StepState
 from serverprep.service.errors import NotRetryable, PreparationActive, PreparationNotFound, RequestIdReused
 from serverprep.service.store import rows
-from serverprep.service.store.database import Session, writes
+from serverprep.service.store.database import Session, bare, writes
 from serverprep.service.store.models import PreparationRow, ServerRow, StepRow
 from serverprep.service.store.servers import active_preparation_id, server_id
 
@@ -134,11 +134,13 @@ def page(s: Session, server_name: str, limit: int, before: tuple[float, str] | N
     return [get(s, r.id) for r in query]
 
 
+@bare
 @writes
 def record_facts(s: Session, prep_id: str, os: dict[str, str], facts: dict[str, Any]) -> None:
     PreparationRow.update(os=json.dumps(os), facts=json.dumps(facts)).where(PreparationRow.id == prep_id).execute()
 
 
+@bare
 @writes
 def record_remote_process(s: Session, prep_id: str, step: str, pid: int | None, marker: str) -> None:
     """Kept so that a Retry after a crash can stop what this attempt leaves running on the server."""
@@ -162,6 +164,7 @@ def apply_end(prep_id: str, change: PrepChange) -> None:
     ).where(PreparationRow.id == prep_id).execute()
 
 
+@bare
 @writes
 def start_running(s: Session, prep_id: str, owner: str, started_at: float) -> bool:
     """PENDING → RUNNING for its owner; False when it was cancelled or taken meanwhile."""

@@ -13,7 +13,7 @@ import peewee
 
 from serverprep.service.domain import PrepState, ReplicaHolder
 from serverprep.service.store import rows
-from serverprep.service.store.database import Session, writes
+from serverprep.service.store.database import Session, bare, writes
 from serverprep.service.store.models import PreparationRow, ReplicaRow
 
 
@@ -44,6 +44,7 @@ def claim_name(s: Session, me: ReplicaHolder, stale_before: float, alive: Callab
     return None
 
 
+@bare
 @writes
 def beat_name(s: Session, name: str, instance: str) -> bool:
     """Refresh our hold on a replica name; False when another process has taken it."""
@@ -74,6 +75,7 @@ def claim(s: Session, prep_id: str, owner: str, stale_before: float) -> bool:
     )
 
 
+@bare
 @writes
 def heartbeat(s: Session, owner: str) -> list[str]:
     """Refresh our active preparations; return those whose cancellation another replica asked for."""

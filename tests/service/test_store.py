@@ -577,16 +577,18 @@ def test_long_lines_are_stored_without_waiting_for_the_flush_interval(store):
 
 def test_a_failing_write_in_a_group_leaves_the_others_and_none_of_its_own(database_url):
     """Writes awaited at once share one transaction (the group commit). Proves, on real SQLite and
-    PostgreSQL: a group that succeeds whole runs without a savepoint per write (SQLite's statement
-    trace shows none); a write that raises after writing part of its work leaves none of it, and
-    the other writes of its group are stored and answered as if each had run alone; a group of one
-    failing write is rolled back without a second run."""
-    from serverprep.service.store.database import writes
+    PostgreSQL: a group of writes marked ``bare`` runs without a savepoint per write (SQLite's
+    statement trace shows none); a write that raises after writing part of its work leaves none
+    of it, and the other writes of its group are stored and answered as if each had run alone,
+    whether it is bare (the group runs again in savepoints) or not (its savepoint undoes it, no
+    second run); a lone bare write that fails is rolled back without a second run."""
+    from serverprep.service.store.database import bare, writes
 
     store = Store(database_url, BOX)
     runs: list[str] = []
     statements: list[str] = []
 
+    @bare
     @writes
     def put(s, name, trace=False):
         connection = s.database.connection()
@@ -595,11 +597,12 @@ def test_a_failing_write_in_a_group_leaves_the_others_and_none_of_its_own(databa
         s.database.execute_sql(f"INSERT INTO scratch (name) VALUES ({s.database.param})", (name,))
         return name
 
-    @writes
     def half_then_fail(s, name):
         runs.append(name)
         put(s, name)  # part of its work, then an error
         raise ValueError(f"{name} failed after writing")
+
+    bare_failing, refusing = bare(writes(half_then_fail)), writes(lambda s, name: half_then_fail(s, name))
 
     def stored(s):
         return {row[0] for row in s.database.execute_sql("SELECT name FROM scratch")}
@@ -612,19 +615,49 @@ def test_a_failing_write_in_a_group_leaves_the_others_and_none_of_its_own(databa
         await store.worker.call(writes(lambda s: s.database.execute_sql("CREATE TABLE scratch (name VARCHAR(20) PRIMARY KEY)")))
         ok = await group((put, "a1", True), (put, "a2"), (put, "a3"))
         clean = list(statements)
-        mixed = await group((put, "b1"), (half_then_fail, "b2"), (put, "b3"))
-        alone = await group((half_then_fail, "c1"),)
-        return ok, clean, mixed, alone, await store.worker.call(stored)
+        mixed = await group((put, "b1"), (bare_failing, "b2"), (put, "b3"))
+        alone = await group((bare_failing, "c1"),)
+        refused = await group((put, "d1"), (refusing, "d2"), (put, "d3"))
+        return ok, clean, mixed, alone, refused, await store.worker.call(stored)
 
     try:
-        ok, clean, mixed, alone, names = asyncio.run(scenario())
+        ok, clean, mixed, alone, refused, names = asyncio.run(scenario())
     finally:
         store.close()
     assert ok == ["a1", "a2", "a3"]
     if database_url.startswith("sqlite"):
         assert sum("INSERT" in sql for sql in clean) == 3 and not any("SAVEPOINT" in sql.upper() for sql in clean), clean
-    assert mixed[0] == "b1" and mixed[2] == "b3"
-    assert isinstance(mixed[1], ValueError) and str(mixed[1]) == "b2 failed after writing"
+    for answers, name in ((mixed, "b"), (refused, "d")):
+        assert answers[0] == f"{name}1" and answers[2] == f"{name}3"
+        assert isinstance(answers[1], ValueError) and str(answers[1]) == f"{name}2 failed after writing"
     assert isinstance(alone[0], ValueError)
-    assert names == {"a1", "a2", "a3", "b1", "b3"}  # nothing of b2 or c1
-    assert runs == ["b2", "b2", "c1"]  # b2 ran again in its own savepoint; c1 alone did not
+    assert names == {"a1", "a2", "a3", "b1", "b3", "d1", "d3"}  # nothing of b2, c1 or d2
+    assert runs == ["b2", "b2", "c1", "d2"]  # b2 ran again in its own savepoint; c1 alone and d2 (not bare) did not
+
+
+def test_an_sqlite3_error_on_the_raw_log_path_is_a_storage_error_for_the_whole_group(tmp_path):
+    """The log's hot path runs sqlite3 directly, whose errors peewee has not wrapped. Proves: an
+    ``sqlite3.OperationalError`` there (a disk that is full, here a missing table, which SQLite
+    reports alike) fails every write of its group as a ``StorageError`` naming the cause, as
+    peewee's own errors do, not as one write's refusal that the others outlive."""
+    from serverprep.service.errors import StorageError
+    from serverprep.service.store.database import bare, writes
+
+    store = Store(f"sqlite:///{tmp_path / 'serverprep.db'}", BOX)
+
+    @bare
+    @writes
+    def raw(s, table):
+        s.database.connection().execute(f"INSERT INTO {table} (name) VALUES ('x')")
+        return table
+
+    async def scenario():
+        await store.migrate()
+        await store.worker.call(writes(lambda s: s.database.execute_sql("CREATE TABLE scratch (name TEXT)")))
+        return await asyncio.gather(*(store.worker.call(raw, t) for t in ("scratch", "gone", "scratch")), return_exceptions=True)
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        store.close()
+    assert all(isinstance(a, StorageError) and "no such table: gone" in str(a) for a in answers), answers
