@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,13 +64,13 @@ def _hierarchy() -> tuple[Path, str, dict[str, str], Path]:
             if "cpu" in controllers.split(","):
                 return V1, "cpu.shares", V1_WEIGHTS, V1 / path.lstrip("/")
         return V1, "cpu.shares", V1_WEIGHTS, V1
-    controllers = V2 / "cgroup.controllers"
-    if controllers.exists() and "cpu" in controllers.read_text().split():
+    enabled = V2 / "cgroup.subtree_control"  # what the root hands down, not only what it has
+    if enabled.exists() and "cpu" in enabled.read_text().split():
         for line in Path("/proc/self/cgroup").read_text().splitlines():
             if line.startswith("0::"):
                 return V2, "cpu.weight", V2_WEIGHTS, V2 / line[3:].lstrip("/")
     raise SystemExit("bench: --split-cpu needs cgroup v1's cpu controller (/sys/fs/cgroup/cpu) or cgroup v2 "
-                     "with its cpu controller enabled (/sys/fs/cgroup/cgroup.controllers lists cpu)")
+                     "with its cpu controller enabled for children (/sys/fs/cgroup/cgroup.subtree_control lists cpu)")
 
 
 @contextlib.contextmanager
@@ -81,6 +83,8 @@ def split() -> Iterator[CpuSplit]:
     if os.geteuid() != 0:
         raise SystemExit("bench: --split-cpu needs root (it makes control groups)")
     root, weight_file, weights, home = _hierarchy()
+    if not (home / "cgroup.procs").exists():  # e.g. a container that shows the host's paths
+        raise SystemExit(f"bench: --split-cpu cannot find this process's control group ({home})")
     base = root / f"serverprep-bench-{os.getpid()}"
     base.mkdir()
     made: list[Path] = [base]
@@ -94,11 +98,25 @@ def split() -> Iterator[CpuSplit]:
             (group / weight_file).write_text(weights[name])
         yield CpuSplit(base, weight_file, weights)
     finally:
+        _remove(made, home)
+
+
+def _remove(made: list[Path], home: Path) -> None:
+    """Move this process and anything left in the groups back home, then remove the groups; each
+    step on its own, so that one failure does not leave the rest undone. A process that forks
+    while being moved may land in a group again, hence the retries."""
+    with contextlib.suppress(OSError):
         (home / "cgroup.procs").write_text(str(os.getpid()))
+    for _ in range(10):
         for group in reversed(made[1:]):
-            for pid in (group / "cgroup.procs").read_text().split():
-                with contextlib.suppress(ProcessLookupError, OSError):
-                    (home / "cgroup.procs").write_text(pid)
+            with contextlib.suppress(OSError):
+                for pid in (group / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(OSError):  # it may have ended meanwhile
+                        (home / "cgroup.procs").write_text(pid)
         for path in reversed(made):
             with contextlib.suppress(OSError):
                 path.rmdir()
+        if not made[0].exists():
+            return
+        time.sleep(0.1)
+    print(f"bench: could not remove the control group {made[0]} (processes still in it?)", file=sys.stderr)

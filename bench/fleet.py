@@ -262,6 +262,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     for name in ("readers", "prepare_window"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must not be negative")
+    if any(a.split("=")[0] == "--metrics-listen" for a in args.serve):
+        p.error("--serve=--metrics-listen: the bench sets the service's metrics address itself")
     if not 0 <= args.output_lines <= MAX_OUTPUT_LINES:
         p.error(f"--output-lines must be between 0 and {MAX_OUTPUT_LINES}")
     if not 0 < args.status_rate <= 1000:
@@ -284,6 +286,7 @@ def main(argv: list[str]) -> int:
         with contextlib.ExitStack() as stack:
             cpu = stack.enter_context(cpusplit.split()) if args.split_cpu else None
             if cpu:
+                stack.callback(procs.stop_all)  # every child stopped before its group is removed
                 cpu.enter("servers")  # sshd and everything it starts inherit this group
             host = stack.enter_context(fleet_host(max(args.servers)))
             if cpu:

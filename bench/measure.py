@@ -155,7 +155,9 @@ class CpuMeter:
 def scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
     """Every sample of a Prometheus text page: (name, labels, value)."""
     samples = []
-    for line in urllib.request.urlopen(url, timeout=10).read().decode().splitlines():
+    with urllib.request.urlopen(url, timeout=10) as page:
+        text = page.read().decode()
+    for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
         head, _, value = line.rpartition(" ")
@@ -179,6 +181,8 @@ def buckets(samples: list[tuple[str, dict[str, str], float]], histogram: str, **
 def bucket_bound(counts: dict[float, float], q: float) -> float:
     """The upper bound of the bucket that holds the q-th percentile (0-100): that share took at most
     this long. ``inf`` when it lies past the last finite bucket; NaN for no observations."""
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile {q} is not between 0 and 100")
     total = counts.get(float("inf"), 0)
     if not total:
         return float("nan")

@@ -49,7 +49,10 @@ def service(data_dir: Path, max_concurrent: int, *extra: str, database_url: str 
     from harness.targets import free_port
 
     data_dir.mkdir(parents=True, exist_ok=False)
-    address, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    port = free_port()
+    while (metrics_port := free_port()) == port:
+        pass
+    address, metrics = f"127.0.0.1:{port}", f"127.0.0.1:{metrics_port}"
     argv = [
         *serve_command(), "--listen", address, "--data-dir", str(data_dir), "--max-concurrent", str(max_concurrent),
         "--metrics-listen", metrics, *extra,
@@ -184,6 +187,7 @@ async def prepare_fleet(
     async with grpc.aio.insecure_channel(svc.address) as channel:
         stub = pb_grpc.PreparationServiceStub(channel)
         before, view_before = svc.commits(), service_view(svc.metrics)
+        view_after: dict[str, dict[float, float]] = {}
         slots = asyncio.Semaphore(prepare_window)
         prep_ids: dict[str, str] = {}
         readers_last: dict[str, int] = {}
@@ -237,6 +241,7 @@ async def prepare_fleet(
             await asyncio.wait_for(asyncio.gather(*(prepare(n) for n in names)), timeout)
             await asyncio.wait_for(poller, max(1.0, timeout - (time.time() - started)))
             result.observed = time.time() - started
+            view_after = service_view(svc.metrics)  # before the readers' last reads and checks
             await asyncio.wait_for(asyncio.gather(*reader_tasks), 60)
         except TimeoutError:
             result.failures.append(f"not all {len(names)} preparations finished within {timeout:.0f} s ({len(ends)} did)")
@@ -251,7 +256,7 @@ async def prepare_fleet(
         if finished and not result.failures:
             result.wall = max(finished) - started
         result.db_commits = commits_between(before, svc.commits())
-        after = service_view(svc.metrics)
+        after = view_after or service_view(svc.metrics)
         result.histograms = {key: {le: n - view_before[key].get(le, 0) for le, n in after[key].items()} for key in after}
     result.peak_rss_kib = vm_field(svc.pid, "VmHWM")
     return result

@@ -55,7 +55,8 @@ RPC_SECONDS = Histogram("serverprep_rpc_duration_seconds", "API call latency (st
 #: Seconds: a healthy loop is late by well under a millisecond; a starved one by seconds.
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 LOOP_LAG = Histogram("serverprep_event_loop_lag_seconds",
-                     "How late the event loop ran a timer due every 0.1 s: what any call or output that became ready waited.",
+                     "How late the event loop ran a timer due every 0.1 s (a sample of what calls, SSH packets and "
+                     "database answers wait for the loop).",
                      buckets=LAG_BUCKETS, registry=REGISTRY)
 REJECTED = Counter("serverprep_rpc_rejected_total", "API calls refused before they ran, by reason.", ["reason"], registry=REGISTRY)
 TAKEOVERS = Counter("serverprep_replica_takeovers_total", "Preparations taken over from a silent replica, by what was done.",
@@ -72,7 +73,8 @@ class LoopLag:
     """Observes ``serverprep_event_loop_lag_seconds``: a timer due every ``interval`` s, and how late it ran.
 
     Every call, every SSH packet and every database answer waits for the one event loop; when
-    the loop is busy or cannot get a core, this is how long they wait, as an operator can see it.
+    the loop is busy or cannot get a core, this samples how long they wait (ten times a second:
+    one long stall is one observation), as an operator can see it.
     """
 
     def __init__(self, interval: float = 0.1):
@@ -80,7 +82,8 @@ class LoopLag:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="serverprep-loop-lag")
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="serverprep-loop-lag")
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

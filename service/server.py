@@ -105,13 +105,13 @@ class Service:
 
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.shutdown_grace if grace is None else grace
+        await self.loop_lag.stop()  # first: nothing below may leave its timer running
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.scheduler.shutdown(grace)
         await self.pruner.stop()
         await self.replicas.stop()
         self.bus.shutdown()
         await self.server.stop(min(grace, 5.0))
-        await self.loop_lag.stop()
         self.store.close()
 
     async def __aenter__(self) -> Service:
