@@ -90,3 +90,15 @@ def test_log_pipeline_bench_runs_end_to_end(tmp_path: Path) -> None:
         cells = [c.strip() for c in row.strip("|").split("|")][1:]
         assert len(cells) == 5 and all(c and "nan" not in c for c in cells), row
     assert "stalled reader, when it read again: not cut off" in run.stdout
+
+
+def test_group_commit_bench_runs_end_to_end(tmp_path: Path) -> None:
+    """bench/groups.py at small size: both modes, an idle and a busy loop, real SQLite. Proves it
+    runs and fills its table; asserts nothing about speed."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench/groups.py"), "--writers", "4", "--appends", "5", "--rounds", "1"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = [line for line in run.stdout.splitlines() if line.startswith(("| idle", "| busy"))]
+    assert len(rows) == 2 and all(line.count("|") == 4 and "n/a" not in line for line in rows), run.stdout
