@@ -265,20 +265,15 @@ def _run_group(session: Session, batch: Batch, trust_bare: bool) -> list[tuple[b
     outcomes: list[tuple[bool, Any]] = []
     with write_transaction(session.database):
         for fn, args, kwargs in batch:
-            if trust_bare and getattr(fn, "bare", False):
-                try:
-                    outcomes.append((True, fn(session, *args, **kwargs)))
-                except BROKEN:
-                    raise
-                except Exception as e:
-                    raise _BareWriteFailed from e  # leaves the transaction: it rolls back
-                continue
+            alone = not (trust_bare and getattr(fn, "bare", False))  # in a savepoint of its own
             try:
-                with session.database.atomic():
+                with session.database.atomic() if alone else contextlib.nullcontext():
                     outcomes.append((True, fn(session, *args, **kwargs)))
             except BROKEN:
                 raise  # the transaction itself is broken: every write of the group fails
             except Exception as e:
+                if not alone:
+                    raise _BareWriteFailed from e  # leaves the transaction: it rolls back
                 outcomes.append((False, e))
     return outcomes
 
