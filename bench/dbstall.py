@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import grpc
@@ -27,7 +26,7 @@ import procs
 import sprun
 from fleethost import fleet_host
 from logs import LINE, PRODUCER
-from measure import RssSampler, loadavg, vm_field
+from measure import RssSampler, loadavg, scrape, vm_field
 
 from serverprep.v1 import preparations_pb2 as pb
 from serverprep.v1 import preparations_pb2_grpc as pb_grpc
@@ -40,13 +39,6 @@ print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
 db.execute("COMMIT")
 """
-
-
-def metric(url: str, name: str) -> str:
-    for line in urllib.request.urlopen(url, timeout=10).read().decode().splitlines():
-        if line.startswith(name + " "):
-            return line.split()[1]
-    return "n/a"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
                 took = time.monotonic() - started
                 samples = sampler.stop()
                 url = svc.metrics
-                holds, backlog = metric(url, "serverprep_log_holds_total"), metric(url, "serverprep_log_backlog_bytes")
+                page = {name: value for name, labels, value in scrape(url) if not labels}
+                holds, backlog = (page.get(n, "n/a") for n in ("serverprep_log_holds_total", "serverprep_log_backlog_bytes"))
                 stored = sum(1 for r in stub.StreamLogs(pb.StreamLogsRequest(server="s0000", preparation_id=prep.id, no_follow=True),
                                                         timeout=300)
                              for e in r.entries if LINE.match(e.text.encode()))

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import tempfile
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -164,11 +165,10 @@ def latency(samples: list[Sample], n: int, tool: str) -> str:
     status = [v for s in mine for v in s.status_ms]
     if not mine:
         return ""
-    pooled: dict[str, dict[float, float]] = {}
+    pooled: defaultdict[str, Counter[float]] = defaultdict(Counter)
     for s in mine:
         for key, counts in s.histograms.items():
-            for le, count in counts.items():
-                pooled.setdefault(key, {})[le] = pooled.get(key, {}).get(le, 0) + count
+            pooled[key].update(counts)
 
     def bound(key: str, q: float) -> str:
         value = bucket_bound(pooled.get(key, {}), q) * 1000

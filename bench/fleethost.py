@@ -194,7 +194,8 @@ class FleetHost:
         return self.work / "recorded"
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports."""
     ports: set[int] = set()
     while len(ports) < count:
         ports.add(free_port())
@@ -250,7 +251,7 @@ def fleet_host(servers: int, *, record: bool = False) -> Iterator[FleetHost]:
                 (apt / child.name).mkdir()
                 os.chown(apt / child.name, uid, -1)
         os.chown(apt, uid, -1)
-        ports = _free_ports(min(MAX_LISTENERS, max(1, servers)))
+        ports = free_ports(min(MAX_LISTENERS, max(1, servers)))
         config = work / "sshd_config"
         config.write_text(sshd_config(ports, work, servers, record))
         Path("/run/sshd").mkdir(exist_ok=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grpc
 import procs
-from fleethost import FleetHost
+from fleethost import FleetHost, free_ports
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from measure import WalCommits, buckets, commits_between, scrape, vm_field
 
@@ -46,13 +46,8 @@ class Service:
 @contextlib.contextmanager
 def service(data_dir: Path, max_concurrent: int, *extra: str, database_url: str = "") -> Iterator[Service]:
     """``serverprep serve`` as its own process on a free loopback port, with a fresh data directory."""
-    from harness.targets import free_port
-
     data_dir.mkdir(parents=True, exist_ok=False)
-    port = free_port()
-    while (metrics_port := free_port()) == port:
-        pass
-    address, metrics = f"127.0.0.1:{port}", f"127.0.0.1:{metrics_port}"
+    address, metrics = (f"127.0.0.1:{port}" for port in free_ports(2))
     argv = [
         *serve_command(), "--listen", address, "--data-dir", str(data_dir), "--max-concurrent", str(max_concurrent),
         "--metrics-listen", metrics, *extra,
