@@ -13,10 +13,12 @@ import peewee
 
 from serverprep.service.domain import LogEntry, PrepChange, PrepState, StepChange, StepState, Stream
 from serverprep.service.store import preparations
+from serverprep.service.store.compiled import Compiled
 from serverprep.service.store.database import Session, bare, writes
 from serverprep.service.store.models import LogRow, PreparationRow
 
 INSERT_CHUNK = 200
+_LAST_SEQ = Compiled(lambda v: PreparationRow.update(last_seq=v.seq).where(PreparationRow.id == v.id))
 
 _INSERT = "INSERT INTO log_line (preparation_id, seq, time, step, stream, text, step_state, prep_state) "
 
@@ -55,7 +57,7 @@ def append(s: Session, prep_id: str, entries: Sequence[LogEntry], changes: Seque
             values = _rows(prep_id, entries)
             for start in range(0, len(values), INSERT_CHUNK):
                 LogRow.insert_many(values[start : start + INSERT_CHUNK], fields=_FIELDS).execute()
-        PreparationRow.update(last_seq=entries[-1].seq).where(PreparationRow.id == prep_id).execute()
+        _LAST_SEQ.run(id=prep_id, seq=entries[-1].seq)
     for change in changes:
         if isinstance(change, StepChange):
             preparations.apply_step(prep_id, change)

@@ -13,13 +13,49 @@ import peewee
 from serverprep.service.domain import Options, Preparation, PrepChange, PrepState, StepChange, StepRecord, StepState
 from serverprep.service.errors import NotRetryable, PreparationActive, PreparationNotFound, RequestIdReused
 from serverprep.service.store import rows
+from serverprep.service.store.compiled import Compiled
 from serverprep.service.store.database import Session, bare, writes
 from serverprep.service.store.models import PreparationRow, ServerRow, StepRow
 from serverprep.service.store.servers import active_preparation_id, server_id
 
+# The writes of every preparation, built once (compiled.py says why).
+_NEW = Compiled(lambda v: PreparationRow.insert(
+    id=v.id, server=v.server, state=PrepState.PENDING.value, options=v.options, request_id=v.request_id, created_at=v.now,
+    owner=v.owner, heartbeat_at=v.now))
+_STEPS: dict[int, Compiled] = {}
+_BY_REQUEST_ID = Compiled(lambda v: PreparationRow.select(PreparationRow.id)
+                          .where(PreparationRow.server == v.server, PreparationRow.request_id == v.request_id))
+_START = Compiled(lambda v: PreparationRow.update(
+    state=PrepState.RUNNING.value, started_at=v.started_at, finished_at=None, heartbeat_at=v.now
+).where(PreparationRow.id == v.id, PreparationRow.state == PrepState.PENDING.value, PreparationRow.owner == v.owner))
+_FACTS = Compiled(lambda v: PreparationRow.update(os=v.os, facts=v.facts).where(PreparationRow.id == v.id))
+_REMOTE = Compiled(lambda v: StepRow.update(remote_pid=v.pid, remote_marker=v.marker)
+                   .where(StepRow.preparation == v.prep, StepRow.name == v.step))
+_STEP_BEGINS = Compiled(lambda v: StepRow.update({
+    StepRow.state: v.state, StepRow.started_at: v.at, StepRow.finished_at: None, StepRow.exit_code: None, StepRow.message: "",
+    StepRow.attempts: StepRow.attempts + 1,
+}).where(StepRow.preparation == v.prep, StepRow.name == v.name))
+_STEP_ENDS = Compiled(lambda v: StepRow.update({
+    StepRow.state: v.state, StepRow.finished_at: v.at, StepRow.message: v.message, StepRow.exit_code: v.exit_code,
+}).where(StepRow.preparation == v.prep, StepRow.name == v.name))
+_END = Compiled(lambda v: PreparationRow.update(
+    state=v.state, reason=v.reason, message=v.message, failed_step=v.failed_step, finished_at=v.at,
+).where(PreparationRow.id == v.id))
 
-def _by_request_id(server_id: int, request_id: str) -> PreparationRow | None:
-    return PreparationRow.get_or_none(PreparationRow.server == server_id, PreparationRow.request_id == request_id)
+
+def _new_steps(n: int) -> Compiled:
+    """The insert of a new preparation's ``n`` steps, PENDING, named ``name0`` .. ``name{n-1}``."""
+    if n not in _STEPS:
+        _STEPS[n] = Compiled(lambda v: StepRow.insert_many([
+            {StepRow.preparation: v.prep, StepRow.position: i, StepRow.name: getattr(v, f"name{i}"), StepRow.state: StepState.PENDING.value}
+            for i in range(n)
+        ]))
+    return _STEPS[n]
+
+
+def _by_request_id(server_id: int, request_id: str) -> str | None:
+    row = _BY_REQUEST_ID.run(server=server_id, request_id=request_id).fetchone()
+    return row[0] if row else None
 
 
 @writes
@@ -34,30 +70,17 @@ def create(
         raise ValueError("a preparation has at least one step")
     sid = server_id(server_name)
     if request_id and (earlier := _by_request_id(sid, request_id)) is not None:
-        return _same_request(get(s, earlier.id), options), False
+        return _same_request(get(s, earlier), options), False
     prep_id = uuid.uuid4().hex
     now = time.time()
     try:
-        with s.database.atomic():
-            PreparationRow.create(
-                id=prep_id,
-                server=sid,
-                state=PrepState.PENDING.value,
-                options=rows.sealed_options(options, s.box),
-                request_id=request_id or None,
-                created_at=now,
-                owner=owner,
-                heartbeat_at=now,
-            )
-            StepRow.insert_many(
-                [
-                    {"preparation": prep_id, "position": i, "name": name, "state": StepState.PENDING.value}
-                    for i, name in enumerate(step_names)
-                ]
-            ).execute()
+        with s.database.atomic():  # a savepoint: on PostgreSQL the queries below must still run after a conflict
+            _NEW.run(id=prep_id, server=sid, options=rows.sealed_options(options, s.box), request_id=request_id or None,
+                     now=now, owner=owner)
+            _new_steps(len(step_names)).run(prep=prep_id, **{f"name{i}": name for i, name in enumerate(step_names)})
     except peewee.IntegrityError as e:
         if request_id and (earlier := _by_request_id(sid, request_id)) is not None:
-            return _same_request(get(s, earlier.id), options), False
+            return _same_request(get(s, earlier), options), False
         active = active_preparation_id(sid)
         if active:
             raise PreparationActive(server_name, active) from e
@@ -137,42 +160,34 @@ def page(s: Session, server_name: str, limit: int, before: tuple[float, str] | N
 @bare
 @writes
 def record_facts(s: Session, prep_id: str, os: dict[str, str], facts: dict[str, Any]) -> None:
-    PreparationRow.update(os=json.dumps(os), facts=json.dumps(facts)).where(PreparationRow.id == prep_id).execute()
+    _FACTS.run(id=prep_id, os=json.dumps(os), facts=json.dumps(facts))
 
 
 @bare
 @writes
 def record_remote_process(s: Session, prep_id: str, step: str, pid: int | None, marker: str) -> None:
     """Kept so that a Retry after a crash can stop what this attempt leaves running on the server."""
-    StepRow.update(remote_pid=pid, remote_marker=marker).where(StepRow.preparation == prep_id, StepRow.name == step).execute()
+    _REMOTE.run(prep=prep_id, step=step, pid=pid, marker=marker)
 
 
 def apply_step(prep_id: str, change: StepChange) -> None:
-    values: dict[peewee.Field, Any] = {StepRow.state: change.state.value}
     if change.begins:
-        values.update({StepRow.started_at: change.at, StepRow.finished_at: None, StepRow.exit_code: None,
-                       StepRow.message: "", StepRow.attempts: StepRow.attempts + 1})
+        _STEP_BEGINS.run(prep=prep_id, name=change.name, state=change.state.value, at=change.at)
     else:
-        values.update({StepRow.finished_at: change.at, StepRow.message: change.message, StepRow.exit_code: change.exit_code})
-    StepRow.update(values).where(StepRow.preparation == prep_id, StepRow.name == change.name).execute()
+        _STEP_ENDS.run(prep=prep_id, name=change.name, state=change.state.value, at=change.at, message=change.message,
+                       exit_code=change.exit_code)
 
 
 def apply_end(prep_id: str, change: PrepChange) -> None:
-    PreparationRow.update(
-        state=change.state.value, reason=change.reason, message=change.message,
-        failed_step=change.failed_step, finished_at=change.at,
-    ).where(PreparationRow.id == prep_id).execute()
+    _END.run(id=prep_id, state=change.state.value, reason=change.reason, message=change.message, failed_step=change.failed_step,
+             at=change.at)
 
 
 @bare
 @writes
 def start_running(s: Session, prep_id: str, owner: str, started_at: float) -> bool:
     """PENDING → RUNNING for its owner; False when it was cancelled or taken meanwhile."""
-    return bool(
-        PreparationRow.update(state=PrepState.RUNNING.value, started_at=started_at, finished_at=None, heartbeat_at=time.time())
-        .where(PreparationRow.id == prep_id, PreparationRow.state == PrepState.PENDING.value, PreparationRow.owner == owner)
-        .execute()
-    )
+    return bool(_START.rows_affected(id=prep_id, owner=owner, started_at=started_at, now=time.time()))
 
 
 @writes

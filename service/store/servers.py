@@ -9,6 +9,7 @@ import peewee
 from serverprep.service.domain import Secrets, Server, ServerChange, ServerSpec
 from serverprep.service.errors import PreparationActive, ServerExists, ServerNotFound
 from serverprep.service.store import rows
+from serverprep.service.store.compiled import Compiled
 from serverprep.service.store.database import Session, writes
 from serverprep.service.store.models import LogRow, PreparationRow, ServerRow, StepRow
 
@@ -39,9 +40,12 @@ def get(s: Session, name: str) -> Server:
     return rows.server(row, s.box)
 
 
+_SERVER_ID = Compiled(lambda v: ServerRow.select(ServerRow.id).where(ServerRow.name == v.name))
+
+
 def server_id(name: str) -> int:
     """The id of a server, without opening its secrets (for queries that need only that)."""
-    row = ServerRow.select(ServerRow.id).where(ServerRow.name == name).tuples().first()
+    row = _SERVER_ID.run(name=name).fetchone()
     if row is None:
         raise ServerNotFound(f"no server named {name!r}", metadata={"server": name})
     return int(row[0])
