@@ -57,6 +57,7 @@ class Sample:
     failures: list[str] = field(default_factory=list)
     prepare_ms: list[float] = field(default_factory=list)
     status_ms: list[float] = field(default_factory=list)
+    probe_ms: list[float] = field(default_factory=list)
     observed: float | None = None
     cpu_busy: float = 0.0
     listen_overflows: int = 0
@@ -74,6 +75,8 @@ class Options:
     profile: Path | None
     postgres: str
     serve: list[str]
+    prepare_probes: int = 0
+    probe_interval: float = 1.0
 
 
 def run_tool(tool: str, host: FleetHost, recs: dict[str, recording.Recording], n: int, rnd: int, opts: Options, work: Path) -> Sample:
@@ -81,9 +84,11 @@ def run_tool(tool: str, host: FleetHost, recs: dict[str, recording.Recording], n
     overflows = listen_overflows()
     cpu = CpuMeter()
     extra: dict = {}
+    prepared = n  # preparations whose SSH work the counts below include
     if tool.startswith("serverprep"):
         extra = _run_serverprep(host, n, rnd, opts, work, postgres=tool == "serverprep-postgres")
         wall, rss, failures = extra.pop("wall"), extra.pop("peak_rss_kib"), extra.pop("failures")
+        prepared += len(extra["probe_ms"])
     else:
         runner: Callable[..., peers.PeerResult] = {
             "floor": peers.run_floor, "floor-now": peers.run_floor, "pyinfra": peers.run_pyinfra, "ansible": peers.run_ansible,
@@ -93,8 +98,8 @@ def run_tool(tool: str, host: FleetHost, recs: dict[str, recording.Recording], n
     busy = cpu.busy()
     delta: Counts = host.counts() - before
     return Sample(
-        tool=tool, servers=n, round=rnd, wall=wall, peak_rss_kib=rss, connections=delta.connections / n,
-        sessions=delta.sessions / n, tasks=delta.tasks / n, failures=failures, cpu_busy=busy,
+        tool=tool, servers=n, round=rnd, wall=wall, peak_rss_kib=rss, connections=delta.connections / prepared,
+        sessions=delta.sessions / prepared, tasks=delta.tasks / prepared, failures=failures, cpu_busy=busy,
         sshd_refusals=delta.refusals[:20], listen_overflows=listen_overflows() - overflows, **extra,
     )
 
@@ -104,14 +109,15 @@ def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(sprun.postgres_database(opts.postgres)) if postgres else ""
         svc = stack.enter_context(sprun.service(data, n, *opts.serve, database_url=url))
-        names = sprun.server_names(n)
+        names, probes = sprun.server_names(n), sprun.probe_names(opts.prepare_probes)
         asyncio.run(sprun.register(svc.address, host, names))
+        asyncio.run(sprun.register(svc.address, host, probes, first=n))
         out = opts.profile / f"serverprep{'-postgres' if postgres else ''}-n{n}.txt" if opts.profile and rnd == 0 else None
         profiler = profile_summary.record(svc.pid, out) if out else None  # attached before the first Prepare
         try:
             result = asyncio.run(sprun.prepare_fleet(
                 svc, names, readers=min(opts.readers, n), status_rate=opts.status_rate,
-                prepare_window=opts.prepare_window or n, timeout=opts.run_timeout,
+                prepare_window=opts.prepare_window or n, timeout=opts.run_timeout, probes=probes, probe_interval=opts.probe_interval,
             ))
         finally:
             if profiler is not None:
@@ -120,6 +126,7 @@ def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path
     return {
         "wall": result.wall, "peak_rss_kib": result.peak_rss_kib, "failures": result.failures + result.reader_problems,
         "db_commits": commits, "prepare_ms": result.prepare_ms, "status_ms": result.status_ms, "observed": result.observed,
+        "probe_ms": result.probe_ms,
         "histograms": result.histograms,
     }
 
@@ -163,6 +170,7 @@ def latency(samples: list[Sample], n: int, tool: str) -> str:
     mine = [s for s in samples if s.tool == tool and s.servers == n]
     prepare = [v for s in mine for v in s.prepare_ms]
     status = [v for s in mine for v in s.status_ms]
+    probe = [v for s in mine for v in s.probe_ms]
     if not mine:
         return ""
     pooled: defaultdict[str, Counter[float]] = defaultdict(Counter)
@@ -177,7 +185,10 @@ def latency(samples: list[Sample], n: int, tool: str) -> str:
     return (
         f"{tool} RPC latency while the fleet runs (all rounds): Prepare p50 {_fmt(percentile(prepare, 50))} ms, "
         f"p99 {_fmt(percentile(prepare, 99))} ms over {len(prepare)} calls; "
-        f"Status p50 {_fmt(percentile(status, 50))} ms, p99 {_fmt(percentile(status, 99))} ms over {len(status)} calls.\n"
+        f"Status p50 {_fmt(percentile(status, 50))} ms, p99 {_fmt(percentile(status, 99))} ms over {len(status)} calls"
+        + (f"; the Prepare probe, one call at a time once all were sent: p50 {_fmt(percentile(probe, 50))} ms, "
+           f"p99 {_fmt(percentile(probe, 99))} ms, at most {_fmt(max(probe))} ms over {len(probe)} calls" if probe else "")
+        + ".\n"
         f"The service's own view (its /metrics; a handler's time, not the wait before it): Prepare p99 {bound('Prepare', 99)}, "
         f"Status p99 {bound('Status', 99)}; its event loop ran late by p50 {bound('loop lag', 50)}, p99 {bound('loop lag', 99)}, "
         f"at most {bound('loop lag', 100)} ({int(pooled.get('loop lag', {}).get(float('inf'), 0))} ticks of 0.1 s)"
@@ -222,6 +233,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--readers", type=int, default=10, help="live StreamLogs readers on a sample of servers (default 10)")
     p.add_argument("--status-rate", type=float, default=50, help="Status polls per second in all, one in flight (default 50)")
     p.add_argument("--prepare-window", type=int, default=0, help="Prepare calls in flight at once (default 0: all N)")
+    p.add_argument("--prepare-probes", type=int, default=0,
+                   help="the Prepare probe: once all N are sent, while they run, up to K more Prepare calls one at a time, each "
+                        "for a server of its own (their preparations count in the per-server figures, not in the wall time; "
+                        f"0..{MAX_SERVERS}; default 0: none)")
+    p.add_argument("--probe-interval", type=float, default=1.0, help="seconds between the probe's calls (0.05..60; default 1)")
     p.add_argument("--run-timeout", type=float, default=600, help="seconds one tool's run may take (default 600)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds the whole benchmark may take (default 3600)")
     p.add_argument("--postgres", default=os.environ.get("SERVERPREP_TEST_POSTGRES_URL", ""),
@@ -259,6 +275,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         # Every ratio is to the floor of the same round. With --split-cpu wall times are not
         # comparable (a busy tool starves its own servers there), so the floor is not added.
         args.tools.insert(0, "floor")
+    if not 0 <= args.prepare_probes <= MAX_SERVERS:
+        p.error(f"--prepare-probes must be between 0 and {MAX_SERVERS}")
+    if not 0.05 <= args.probe_interval <= 60:
+        p.error("--probe-interval must be between 0.05 and 60")
     for name in ("readers", "prepare_window"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must not be negative")
@@ -273,7 +293,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    opts = Options(args.readers, args.status_rate, args.prepare_window, args.run_timeout, args.profile, args.postgres, args.serve)
+    opts = Options(args.readers, args.status_rate, args.prepare_window, args.run_timeout, args.profile, args.postgres, args.serve,
+                   args.prepare_probes, args.probe_interval)
     samples: list[Sample] = []
     reports: list[str] = []
     with procs.exclusive(), procs.guarded(args.timeout), tempfile.TemporaryDirectory(prefix="spb-run-") as tmp:

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,15 +112,21 @@ def server_names(n: int) -> list[str]:
     return [f"s{i:04d}" for i in range(n)]
 
 
-async def register(address: str, host: FleetHost, names: list[str], window: int = 16) -> None:
-    """N registrations of the one sshd, each with its key and pinned host key."""
+def probe_names(n: int) -> list[str]:
+    """The servers of the Prepare probe (``prepare_fleet``), registered beside the fleet's."""
+    return [f"p{i:04d}" for i in range(n)]
+
+
+async def register(address: str, host: FleetHost, names: list[str], window: int = 16, first: int = 0) -> None:
+    """N registrations of the one sshd, each with its key and pinned host key (spread over its
+    listening sockets from the ``first``-th on)."""
     async with grpc.aio.insecure_channel(address) as channel:
         stub = spb_grpc.ServerServiceStub(channel)
         slots = asyncio.Semaphore(window)
 
         async def one(index: int, name: str) -> None:
             request = spb.CreateServerRequest(
-                name=name, host=host.host, port=host.port_for(index), user=host.user,
+                name=name, host=host.host, port=host.port_for(first + index), user=host.user,
                 credentials=spb.Credentials(private_key=host.key.private), host_key=host.host_key,
             )
             async with slots:
@@ -138,6 +144,8 @@ class FleetResult:
     failures: list[str] = field(default_factory=list)
     prepare_ms: list[float] = field(default_factory=list)
     status_ms: list[float] = field(default_factory=list)
+    #: The Prepare probe's calls, one at a time while the fleet runs.
+    probe_ms: list[float] = field(default_factory=list)
     peak_rss_kib: int = 0
     db_commits: int | None = None
     #: Log entries the live readers received, and problems they saw (gaps, errors).
@@ -169,11 +177,18 @@ async def prepare_fleet(
     status_rate: float,
     prepare_window: int,
     timeout: float,
+    probes: Sequence[str] = (),
+    probe_interval: float = 1.0,
 ) -> FleetResult:
     """Prepare every server at once; follow them with Status polls and a few live StreamLogs readers.
 
     Status polls go at ``status_rate`` calls per second in all (one in flight), cycling over the
     servers not yet finished: a steady load like a dashboard, and the source of the Status latencies.
+
+    The Prepare probe: once every server's Prepare is answered, and while their preparations run,
+    one more Prepare every ``probe_interval`` seconds, one at a time, each for a server of its own
+    from ``probes`` (a client starting one more preparation on a busy service). Its latencies are
+    ``probe_ms``; its preparations must succeed too, but their times are not the fleet's wall time.
     """
     result = FleetResult()
     options = pb.PrepareOptions(docker_source=pb.DOCKER_SOURCE_DISTRO)
@@ -231,17 +246,41 @@ async def prepare_fleet(
                 if pending:
                     await asyncio.sleep(interval)
 
+        async def probe() -> None:
+            probe_ids: dict[str, str] = {}
+            for name in probes:
+                await asyncio.sleep(probe_interval)
+                if poller.done():
+                    break  # the fleet has finished: no longer "while they run"
+                t0 = time.perf_counter()
+                try:
+                    response = await stub.Prepare(pb.PrepareRequest(server=name, options=options), timeout=RPC_TIMEOUT)
+                except grpc.aio.AioRpcError as e:
+                    result.failures.append(f"{name}: Prepare (probe): {e.code().name}: {e.details()}")
+                    continue
+                result.probe_ms.append((time.perf_counter() - t0) * 1000)
+                probe_ids[name] = response.preparation.id
+            for name, prep_id in probe_ids.items():  # each must end well too
+                while (prep := (await stub.Status(pb.StatusRequest(server=name, preparation_id=prep_id), timeout=RPC_TIMEOUT))
+                       .preparation).state not in TERMINAL:
+                    await asyncio.sleep(0.5)
+                if prep.state != pb.PREPARATION_STATE_SUCCEEDED:
+                    result.failures.append(f"{name} (probe): {pb.PreparationState.Name(prep.state)}: {prep.failure.reason}: "
+                                           f"{prep.failure.message}")
+
         poller = asyncio.create_task(poll())
+        prober: asyncio.Task[None] | None = None
         try:
             await asyncio.wait_for(asyncio.gather(*(prepare(n) for n in names)), timeout)
+            prober = asyncio.create_task(probe()) if probes else None
             await asyncio.wait_for(poller, max(1.0, timeout - (time.time() - started)))
             result.observed = time.time() - started
             view_after = service_view(svc.metrics)  # before the readers' last reads and checks
-            await asyncio.wait_for(asyncio.gather(*reader_tasks), 60)
+            await asyncio.wait_for(asyncio.gather(*reader_tasks, *([prober] if prober else [])), 60)
         except TimeoutError:
             result.failures.append(f"not all {len(names)} preparations finished within {timeout:.0f} s ({len(ends)} did)")
         finally:
-            for task in (*reader_tasks, poller):
+            for task in (*reader_tasks, poller, *([prober] if prober else [])):
                 task.cancel()
         for name, last in readers_last.items():
             stored = (await stub.Status(pb.StatusRequest(server=name, preparation_id=prep_ids[name]), timeout=RPC_TIMEOUT)).preparation.last_seq

@@ -21,7 +21,8 @@ def test_fleet_bench_smoke_runs_every_tool_and_counts_the_same_work(tmp_path: Pa
     Proves: the recording of serverprep's commands and its replay by floor-now over as many
     connections (their counts must agree); the replay of serverprep 0.1's per-step commands
     (bench/recordings) by the floor, pyinfra and Ansible (one session per recorded command);
-    every counter the table prints. Does not prove anything about speed.
+    every counter the table prints; the Prepare probe (two more preparations while the fleet runs,
+    each counted once in the per-server figures). Does not prove anything about speed.
     The first run on a machine installs pyinfra and ansible-core from PyPI (about 15 s).
     """
     out = tmp_path / "samples.json"
@@ -29,7 +30,8 @@ def test_fleet_bench_smoke_runs_every_tool_and_counts_the_same_work(tmp_path: Pa
     if os.environ.get("SERVERPREP_TEST_POSTGRES_URL"):  # always in CI: ./dev test starts PostgreSQL
         tools.append("serverprep-postgres")
     run = subprocess.run(
-        [sys.executable, str(ROOT / "bench/fleet.py"), "--smoke", "--tools", ",".join(tools), "--json", str(out), "--timeout", "300"],
+        [sys.executable, str(ROOT / "bench/fleet.py"), "--smoke", "--tools", ",".join(tools), "--json", str(out), "--timeout", "300",
+         "--prepare-probes", "2", "--probe-interval", "0.05"],
         capture_output=True, text=True, timeout=360, cwd=tmp_path,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -47,6 +49,7 @@ def test_fleet_bench_smoke_runs_every_tool_and_counts_the_same_work(tmp_path: Pa
     assert sp["sessions"] < old_commands  # serverprep today opens fewer sessions than it did (one agent for the steps)
     assert sp["db_commits"] is not None and sp["db_commits"] > 0
     assert len(sp["prepare_ms"]) == 3 and sp["status_ms"]
+    assert len(sp["probe_ms"]) == 2 and "the Prepare probe, one call at a time" in run.stdout
     if "serverprep-postgres" in samples:
         pg = samples["serverprep-postgres"]
         assert pg["sessions"] == sp["sessions"] and pg["db_commits"] is None and len(pg["prepare_ms"]) == 3
