@@ -108,7 +108,7 @@ def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path
     data = work / f"serverprep{'-pg' if postgres else ''}-n{n}-r{rnd}"
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(sprun.postgres_database(opts.postgres)) if postgres else ""
-        svc = stack.enter_context(sprun.service(data, n, *opts.serve, database_url=url))
+        svc = stack.enter_context(sprun.service(data, n + opts.prepare_probes, *opts.serve, database_url=url))
         names, probes = sprun.server_names(n), sprun.probe_names(opts.prepare_probes)
         asyncio.run(sprun.register(svc.address, host, names))
         asyncio.run(sprun.register(svc.address, host, probes, first=n))
@@ -122,7 +122,7 @@ def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path
         finally:
             if profiler is not None:
                 profile_summary.finish(profiler)
-    commits = result.db_commits / n if result.db_commits is not None else None
+    commits = result.db_commits / (n + len(result.probe_ms)) if result.db_commits is not None else None
     return {
         "wall": result.wall, "peak_rss_kib": result.peak_rss_kib, "failures": result.failures + result.reader_problems,
         "db_commits": commits, "prepare_ms": result.prepare_ms, "status_ms": result.status_ms, "observed": result.observed,

@@ -261,9 +261,13 @@ async def prepare_fleet(
                 result.probe_ms.append((time.perf_counter() - t0) * 1000)
                 probe_ids[name] = response.preparation.id
             for name, prep_id in probe_ids.items():  # each must end well too
-                while (prep := (await stub.Status(pb.StatusRequest(server=name, preparation_id=prep_id), timeout=RPC_TIMEOUT))
-                       .preparation).state not in TERMINAL:
-                    await asyncio.sleep(0.5)
+                try:
+                    while (prep := (await stub.Status(pb.StatusRequest(server=name, preparation_id=prep_id), timeout=RPC_TIMEOUT))
+                           .preparation).state not in TERMINAL:
+                        await asyncio.sleep(0.5)
+                except grpc.aio.AioRpcError as e:
+                    result.failures.append(f"{name}: Status (probe): {e.code().name}: {e.details()}")
+                    continue
                 if prep.state != pb.PREPARATION_STATE_SUCCEEDED:
                     result.failures.append(f"{name} (probe): {pb.PreparationState.Name(prep.state)}: {prep.failure.reason}: "
                                            f"{prep.failure.message}")
