@@ -89,6 +89,7 @@ def run_tool(tool: str, host: FleetHost, recs: dict[str, recording.Recording], n
         extra = _run_serverprep(host, n, rnd, opts, work, postgres=tool == "serverprep-postgres")
         wall, rss, failures = extra.pop("wall"), extra.pop("peak_rss_kib"), extra.pop("failures")
         prepared += len(extra["probe_ms"])
+        extra["db_commits"] = extra["db_commits"] / prepared if extra["db_commits"] is not None else None
     else:
         runner: Callable[..., peers.PeerResult] = {
             "floor": peers.run_floor, "floor-now": peers.run_floor, "pyinfra": peers.run_pyinfra, "ansible": peers.run_ansible,
@@ -122,10 +123,9 @@ def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path
         finally:
             if profiler is not None:
                 profile_summary.finish(profiler)
-    commits = result.db_commits / (n + len(result.probe_ms)) if result.db_commits is not None else None
     return {
         "wall": result.wall, "peak_rss_kib": result.peak_rss_kib, "failures": result.failures + result.reader_problems,
-        "db_commits": commits, "prepare_ms": result.prepare_ms, "status_ms": result.status_ms, "observed": result.observed,
+        "db_commits": result.db_commits, "prepare_ms": result.prepare_ms, "status_ms": result.status_ms, "observed": result.observed,
         "probe_ms": result.probe_ms,
         "histograms": result.histograms,
     }

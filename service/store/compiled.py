@@ -35,10 +35,10 @@ class _Values:
     """What ``build`` receives: ``v.name`` is the place of the value named ``name``."""
 
     def __init__(self) -> None:
-        self.names: set[str] = set()
+        self._names: set[str] = set()  # private: a value may well be called "names"
 
     def __getattr__(self, name: str) -> peewee.Value:
-        self.names.add(name)
+        self._names.add(name)
         return peewee.Value(Slot(name), converter=False, unpack=False)
 
 
@@ -66,7 +66,7 @@ class Compiled:
             if isinstance(query, peewee.ModelInsert) and any(callable(f.default) for f in query.model._meta.fields.values()):
                 raise ValueError(f"{query.model.__name__} has a callable default, which a compiled insert would freeze")
             sql, params = database.get_sql_context().sql(query).query()
-            self.names = frozenset(v.names)
+            self.names = frozenset(v._names)
             built = self._built[type(database)] = (sql, [(True, p.name) if isinstance(p, Slot) else (False, p) for p in params])
         return built
 
