@@ -22,7 +22,8 @@ def test_fleet_bench_smoke_runs_every_tool_and_counts_the_same_work(tmp_path: Pa
     connections (their counts must agree); the replay of serverprep 0.1's per-step commands
     (bench/recordings) by the floor, pyinfra and Ansible (one session per recorded command);
     every counter the table prints; the Prepare probe (two more preparations while the fleet runs,
-    each counted once in the per-server figures). Does not prove anything about speed.
+    each counted once in the per-server figures); the line on the service's threads blocked in the
+    kernel (bench/kwait.py, its own tests). Does not prove anything about speed.
     The first run on a machine installs pyinfra and ansible-core from PyPI (about 15 s).
     """
     out = tmp_path / "samples.json"
@@ -50,6 +51,7 @@ def test_fleet_bench_smoke_runs_every_tool_and_counts_the_same_work(tmp_path: Pa
     assert sp["db_commits"] is not None and sp["db_commits"] > 0
     assert len(sp["prepare_ms"]) == 3 and sp["status_ms"]
     assert len(sp["probe_ms"]) == 2 and "the Prepare probe, one call at a time" in run.stdout
+    assert isinstance(sp["kernel_waits"], list) and "Its threads blocked in the kernel (state D" in run.stdout
     if "serverprep-postgres" in samples:
         pg = samples["serverprep-postgres"]
         assert pg["sessions"] == sp["sessions"] and pg["db_commits"] is None and len(pg["prepare_ms"]) == 3
