@@ -48,6 +48,16 @@ echo "$rc" > "$d/status"
 exit "$rc"
 """
 
+# NO_SHARED_LOCKS: the servers read an empty file as /proc/locks (a bind mount in their
+# namespace), not this machine's. serverprep's apt steps read /proc/locks to say who holds the dpkg
+# lock, and reading it takes the kernel's one lock over every file lock of the machine for writing
+# (fs/locks.c: locks_start). With a thousand CPU-starved fleet processes that took seconds, and
+# meanwhile every fcntl lock call of the machine waited, the service's SQLite among them: at
+# N=1000 single writes waited for seconds in percpu_rwsem_wait (fcntl), as bench/kwait.py shows
+# (bench/README.md, eighth round). On a real fleet each server's /proc/locks is its own kernel's;
+# the commands and the processes they start are the same either way (no lock is held here, so
+# the report is empty).
+
 # sshd's verbose log lines that the counters read (OpenSSH 9.x wording).
 ACCEPTED = re.compile(r"Accepted (publickey|password) for ")
 SESSION = re.compile(r"Starting session: ")
@@ -239,6 +249,8 @@ def fleet_host(servers: int, *, record: bool = False) -> Iterator[FleetHost]:
         sim = _standins(work, USER)
         (work / "os-release").write_text(DEBIAN_12)
         os.chmod(work / "os-release", 0o644)
+        (work / "proc-locks").write_text("")  # see NO_SHARED_LOCKS
+        os.chmod(work / "proc-locks", 0o444)
         (work / "recorder").write_text(RECORDER.replace("$REC", str(work / "recorded")))
         os.chmod(work / "recorder", 0o755)
         (work / "recorded").mkdir()
@@ -262,6 +274,7 @@ def fleet_host(servers: int, *, record: bool = False) -> Iterator[FleetHost]:
                 (apt, "/etc/apt"),
                 (work / "os-release", "/etc/os-release"),
                 (work / "os-release", "/usr/lib/os-release"),
+                (work / "proc-locks", "/proc/locks"),
             )
         )
         # --pid --fork: sshd is PID 1 of a namespace of its own, so the PID counter counts only
