@@ -81,19 +81,45 @@ class _Client(asyncssh.SSHClient):
     def __init__(self, pinned: str):
         self.pinned = asyncssh.import_public_key(pinned) if pinned else None
         self.presented: asyncssh.SSHKey | None = None
+        #: Why the connection closed when it did not close cleanly (no keepalive answer, a reset):
+        #: a call waiting on it hears only "SSH connection closed", so its error adds this.
+        self.lost: Exception | None = None
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
         self.presented = key
         return self.pinned is None or key == self.pinned
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc
+
 
 class Connection:
     """One SSH connection; commands run on it one after another or concurrently."""
 
-    def __init__(self, conn: asyncssh.SSHClientConnection, host_key: str):
+    def __init__(self, conn: asyncssh.SSHClientConnection, host_key: str, client: _Client | None = None):
         self._conn = conn
+        self._client = client
         #: The host key the server presented ("TYPE BASE64").
         self.host_key = host_key
+
+    def closed_because(self) -> str:
+        """Why the connection closed, in asyncssh's words ("" while open, or when it closed cleanly)."""
+        lost = self._client.lost if self._client is not None else None
+        return str(lost) if lost is not None else ""
+
+    def lost(self, e: BaseException) -> RemoteError:
+        """The error for a call that failed because the connection went away, with why it did."""
+        if isinstance(e, RemoteError):
+            return e
+        return ConnectionLost(self._because(f"SSH connection lost: {e}"))
+
+    def closed_while(self, what: str) -> str:
+        """The message for a connection that closed while ``what`` happened, with why when known."""
+        return self._because(f"the SSH connection closed while {what}")
+
+    def _because(self, message: str) -> str:
+        why = self.closed_because()
+        return f"{message} ({why})" if why and why not in message else message
 
     async def run(
         self,
@@ -112,7 +138,7 @@ class Connection:
         try:
             process = await self._conn.create_process(command, encoding=None, stdin=asyncssh.PIPE)
         except (OSError, asyncssh.Error) as e:
-            raise _lost(e) from e
+            raise self.lost(e) from e
         budget = Budget(max_output)
         pumps = [
             asyncio.ensure_future(read_lines(process.stdout, Stream.STDOUT, per_line(on_line), budget)),
@@ -135,7 +161,7 @@ class Connection:
         except TimeoutError:
             raise ConnectionLost("the command closed its output but no exit status came within 30 s") from None
         except (OSError, asyncssh.Error) as e:
-            raise _lost(e) from e
+            raise self.lost(e) from e
         finally:
             process.close()
             for pump in pumps:
@@ -143,7 +169,7 @@ class Connection:
             await asyncio.gather(*pumps, return_exceptions=True)
         if completed.exit_status is None:
             if self._conn.is_closed():
-                raise ConnectionLost("the SSH connection closed while the command ran")
+                raise ConnectionLost(self.closed_while("the command ran"))
             return 255
         return completed.exit_status
 
@@ -152,7 +178,7 @@ class Connection:
         try:
             process = await self._conn.create_process(command, encoding=None, stdin=asyncssh.PIPE)
         except (OSError, asyncssh.Error) as e:
-            raise _lost(e) from e
+            raise self.lost(e) from e
         session = Session(self, process)
         if stdin:
             session.write(stdin)
@@ -201,7 +227,7 @@ class Session:
         try:
             self.process.stdin.write(text.encode())
         except (OSError, asyncssh.Error) as e:
-            raise _lost(e) from e
+            raise self.conn.lost(e) from e
 
     async def close(self, timeout: float = 10) -> int | None:
         """End the input, wait up to ``timeout`` for the command to exit, and return its exit status."""
@@ -218,12 +244,6 @@ class Session:
             for pump in self._pumps:
                 pump.cancel()
             await asyncio.gather(*self._pumps, return_exceptions=True)
-
-
-def _lost(e: BaseException) -> RemoteError:
-    if isinstance(e, RemoteError):
-        return e
-    return ConnectionLost(f"SSH connection lost: {e}")
 
 
 async def connect(target: Target) -> Connection:
@@ -284,7 +304,7 @@ async def connect(target: Target) -> Connection:
         conn.close()
         raise
     key = conn.get_server_host_key()
-    return Connection(conn, _openssh(key) if key else "")
+    return Connection(conn, _openssh(key) if key else "", client)
 
 
 def _mismatch(target: Target, presented: asyncssh.SSHKey | None) -> HostKeyMismatch:

@@ -235,7 +235,7 @@ class StepRunner:
             if not done.done():
                 if agent.session.ended.done():
                     raise ConnectionLost("the SSH session ended while the step ran" if not conn.is_closed()
-                                         else "the SSH connection closed while the step ran")
+                                         else conn.closed_while("the step ran"))
                 await self.stop(conn, current, server, emit)
                 command = _command_text(step, output.command)
                 raise StepTimeout(f"{command} did not finish within {timeout:.0f} s and was killed", command=command)

@@ -151,8 +151,12 @@ def test_ssh_session_lost_mid_step(client, sim, fault):
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-    print(f"\nSSH session {fault}: CONNECTION_LOST after {took:.1f}s (keepalive 2 s x 3 in tests)")
+    print(f"\nSSH session {fault}: CONNECTION_LOST after {took:.1f}s (keepalive 2 s x 3 in tests): {failed.failure.message}")
     assert (failed.failure.reason, failed.failure.step) == ("CONNECTION_LOST", "update_packages")
+    # The error says why the connection closed (asyncssh's reason), not only that it did.
+    assert failed.failure.message.startswith("the SSH connection closed while the step ran (")
+    if fault == "frozen":
+        assert "keepalive" in failed.failure.message
     behave(sim, "apt-get", "")
     assert wait_done(client, "sim", client.retry("sim").id).state == pb.PREPARATION_STATE_SUCCEEDED
 
