@@ -77,6 +77,10 @@ def _host_key_algs(pinned: str) -> list[str] | str:
     return [kind]
 
 
+#: The most of a reason for a closed connection that goes into an error message.
+REASON_CHARS = 200
+
+
 class _Client(asyncssh.SSHClient):
     def __init__(self, pinned: str):
         self.pinned = asyncssh.import_public_key(pinned) if pinned else None
@@ -103,9 +107,10 @@ class Connection:
         self.host_key = host_key
 
     def closed_because(self) -> str:
-        """Why the connection closed, in asyncssh's words ("" while open, or when it closed cleanly)."""
+        """Why the connection closed, in asyncssh's words ("" while open, or when it closed cleanly).
+        A server's disconnect message is its own text: at most REASON_CHARS of it are kept."""
         lost = self._client.lost if self._client is not None else None
-        return str(lost) if lost is not None else ""
+        return str(lost)[:REASON_CHARS] if lost is not None else ""
 
     def lost(self, e: BaseException) -> RemoteError:
         """The error for a call that failed because the connection went away, with why it did."""
