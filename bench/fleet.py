@@ -64,7 +64,7 @@ class Sample:
     listen_overflows: int = 0
     sshd_refusals: list[str] = field(default_factory=list)
     #: Stretches of 0.2 s or more that a thread of serverprep spent blocked in the kernel (bench/kwait.py).
-    kernel_waits: list[kwait.Wait] = field(default_factory=list)
+    kernel: kwait.Report = field(default_factory=kwait.Report)
     #: serverprep's own histograms over the run (sprun.SERVICE_VIEW), bucket bound -> count.
     histograms: dict[str, dict[float, float]] = field(default_factory=dict)
 
@@ -118,20 +118,19 @@ def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path
         asyncio.run(sprun.register(svc.address, host, probes, first=n))
         out = opts.profile / f"serverprep{'-postgres' if postgres else ''}-n{n}.txt" if opts.profile and rnd == 0 else None
         profiler = profile_summary.record(svc.pid, out) if out else None  # attached before the first Prepare
+        kernel = stack.enter_context(kwait.watch(svc.pid))  # filled as the stack closes, before the return
         try:
-            with kwait.watch(svc.pid) as waits:
-                result = asyncio.run(sprun.prepare_fleet(
-                    svc, names, readers=min(opts.readers, n), status_rate=opts.status_rate,
-                    prepare_window=opts.prepare_window or n, timeout=opts.run_timeout, probes=probes, probe_interval=opts.probe_interval,
-                ))
+            result = asyncio.run(sprun.prepare_fleet(
+                svc, names, readers=min(opts.readers, n), status_rate=opts.status_rate,
+                prepare_window=opts.prepare_window or n, timeout=opts.run_timeout, probes=probes, probe_interval=opts.probe_interval,
+            ))
         finally:
             if profiler is not None:
                 profile_summary.finish(profiler)
     return {
         "wall": result.wall, "peak_rss_kib": result.peak_rss_kib, "failures": result.failures + result.reader_problems,
         "db_commits": result.db_commits, "prepare_ms": result.prepare_ms, "status_ms": result.status_ms, "observed": result.observed,
-        "probe_ms": result.probe_ms, "kernel_waits": waits,
-        "histograms": result.histograms,
+        "probe_ms": result.probe_ms, "kernel": kernel, "histograms": result.histograms,
     }
 
 
@@ -196,14 +195,7 @@ def latency(samples: list[Sample], n: int, tool: str) -> str:
         f"The service's own view (its /metrics; a handler's time, not the wait before it): Prepare p99 {bound('Prepare', 99)}, "
         f"Status p99 {bound('Status', 99)}; its event loop ran late by p50 {bound('loop lag', 50)}, p99 {bound('loop lag', 99)}, "
         f"at most {bound('loop lag', 100)} ({int(pooled.get('loop lag', {}).get(float('inf'), 0))} ticks of 0.1 s).\n"
-        + kernel_waits(mine)
-    )
-
-
-def kernel_waits(mine: list[Sample]) -> str:
-    waits = sorted((w for s in mine for w in s.kernel_waits), key=lambda w: -w.seconds)
-    return (f"Its threads blocked in the kernel (state D, sampled every {kwait.INTERVAL * 1000:g} ms) for {kwait.LEAST:g} s or more: "
-            + (f"{len(waits)} times, the longest " + ", ".join(w.describe() for w in waits[:3]) if waits else "never"))
+        + kwait.pooled([s.kernel for s in mine]).summary())
 
 
 def report(samples: list[Sample], n: int, tools: list[str], rounds: int, load: tuple[str, str]) -> str:
@@ -217,8 +209,7 @@ def report(samples: list[Sample], n: int, tools: list[str], rounds: int, load: t
         "",
     ]
     for tool in ("serverprep", "serverprep-postgres"):
-        text = latency(samples, n, tool)
-        if text:
+        if text := latency(samples, n, tool):
             lines += [text, ""]
     for s in mine:
         if s.failures:

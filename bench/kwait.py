@@ -6,15 +6,17 @@ every thread of the service (`/proc/PID/task/TID/stat`) shows each stretch in st
 (uninterruptible, inside a system call), with the kernel function it sleeps in (`wchan`) and the
 system call (`syscall`). It found the cause of those waits (bench/README.md, eighth round).
 
-A stretch is seen from its first sample in D to the first sample out of it, so its length is
-right to within one interval (50 ms); shorter ones are missed. Reads as root: other users may not
-see another process's `wchan` or `syscall`.
+A stretch runs from its first sample in D to its last, plus one interval (50 ms): it may be that
+much too long or too short, more when the sampler itself is late, and shorter ones are missed. A
+stretch is consecutive samples in D: several short waits in a row can read as one. Reads as root:
+other users may not see another process's `wchan` or `syscall`. System call names are x86_64's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import threading
 import time
 from collections import Counter
@@ -44,30 +46,42 @@ class Wait:
 
 
 @dataclass
+class _Stretch:
+    start: float
+    last: float
+    wheres: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
 class Tracker:
-    """Stretches of state D per thread, from samples (the bookkeeping, apart from /proc). A stretch
-    is told by where most of its samples found the thread (its first may catch it on the way in)."""
+    """Stretches of state D per thread, from samples taken every ``interval`` s (the bookkeeping,
+    apart from /proc). A stretch is told by where most of its samples found the thread (its first
+    may catch it on the way in)."""
 
     least: float
+    interval: float
     waits: list[Wait] = field(default_factory=list)
-    _open: dict[int, tuple[float, Counter[str]]] = field(default_factory=dict)
+    _open: dict[int, _Stretch] = field(default_factory=dict)
 
     def sample(self, now: float, blocked: dict[int, str]) -> None:
         """``blocked``: the threads in state D at ``now``, each with where it sleeps."""
         for tid, where in blocked.items():
-            self._open.setdefault(tid, (now, Counter()))[1][where] += 1
+            stretch = self._open.setdefault(tid, _Stretch(now, now))
+            stretch.last = now
+            stretch.wheres[where] += 1
         for tid in [t for t in self._open if t not in blocked]:
-            self._close(tid, now)
+            self._close(tid)
 
-    def finish(self, now: float) -> list[Wait]:
+    def finish(self) -> list[Wait]:
         for tid in list(self._open):
-            self._close(tid, now)
+            self._close(tid)
         return sorted(self.waits, key=lambda w: -w.seconds)
 
-    def _close(self, tid: int, now: float) -> None:
-        start, wheres = self._open.pop(tid)
-        if now - start >= self.least:
-            self.waits.append(Wait(tid, start, now - start, wheres.most_common(1)[0][0]))
+    def _close(self, tid: int) -> None:
+        stretch = self._open.pop(tid)
+        seconds = stretch.last - stretch.start + self.interval
+        if seconds >= self.least:
+            self.waits.append(Wait(tid, stretch.start, seconds, stretch.wheres.most_common(1)[0][0]))
 
 
 def _read(path: str) -> str:
@@ -90,29 +104,60 @@ def blocked_threads(pid: int) -> dict[int, str]:
         if not stat or stat.rsplit(")", 1)[1].split()[0] != "D":
             continue
         wchan = _read(f"/proc/{pid}/task/{tid}/wchan") or "?"
-        number = _read(f"/proc/{pid}/task/{tid}/syscall").split(" ", 1)[0]
-        call = SYSCALLS.get(int(number), f"syscall {number}") if number.isdigit() else "no system call"
-        blocked[int(tid)] = f"{wchan} ({call})"
+        blocked[int(tid)] = f"{wchan} ({_call(_read(f'/proc/{pid}/task/{tid}/syscall').split(' ', 1)[0])})"
     return blocked
 
 
+def _call(number: str) -> str:
+    """The system call from the first field of /proc/.../syscall ("running", -1 outside one, "" unread)."""
+    if not number.isdigit():
+        return {"": "?", "running": "running", "-1": "no system call"}.get(number, number)
+    names = SYSCALLS if platform.machine() == "x86_64" else {}
+    return names.get(int(number), f"syscall {number}")
+
+
+@dataclass
+class Report:
+    """What ``watch`` saw: every stretch of ``least`` s or more, longest first, and why the
+    sampling stopped early if it did (then the stretches are only those seen until then)."""
+
+    waits: list[Wait] = field(default_factory=list)
+    failure: str = ""
+
+    def summary(self, least: float = LEAST) -> str:
+        """One line for the bench's report."""
+        head = f"Its threads blocked in the kernel (state D, sampled every {INTERVAL * 1000:g} ms) for {least:g} s or more: "
+        seen = (f"{len(self.waits)} times, the longest " + ", ".join(w.describe() for w in self.waits[:3])
+                if self.waits else "never")
+        return head + seen + (f" (sampling stopped early: {self.failure})" if self.failure else "")
+
+
 @contextlib.contextmanager
-def watch(pid: int, interval: float = INTERVAL, least: float = LEAST) -> Iterator[list[Wait]]:
+def watch(pid: int, interval: float = INTERVAL, least: float = LEAST) -> Iterator[Report]:
     """Sample ``pid``'s threads every ``interval`` s on a thread of this process until the block
-    ends; the list it yields then holds every stretch in state D of ``least`` s or more, longest first."""
-    tracker = Tracker(least)
+    ends; the report it yields is filled then."""
+    tracker = Tracker(least, interval)
     stop = threading.Event()
-    found: list[Wait] = []
+    report = Report()
 
     def sample() -> None:
-        while not stop.wait(interval):
-            tracker.sample(time.monotonic(), blocked_threads(pid))
+        try:
+            while not stop.wait(interval):
+                tracker.sample(time.monotonic(), blocked_threads(pid))
+        except Exception as e:  # noqa: BLE001 -- said in the report, not lost with the thread
+            report.failure = f"{type(e).__name__}: {e}"
 
     thread = threading.Thread(target=sample, name="kwait", daemon=True)
     thread.start()
     try:
-        yield found
+        yield report
     finally:
         stop.set()
         thread.join()
-        found.extend(tracker.finish(time.monotonic()))
+        report.waits = tracker.finish()
+
+
+def pooled(reports: list[Report]) -> Report:
+    """Several runs' reports as one (rounds of the bench)."""
+    return Report(sorted((w for r in reports for w in r.waits), key=lambda w: -w.seconds),
+                  "; ".join(r.failure for r in reports if r.failure))

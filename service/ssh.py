@@ -81,20 +81,28 @@ def _host_key_algs(pinned: str) -> list[str] | str:
 REASON_CHARS = 200
 
 
+def _reason(text: str) -> str:
+    """asyncssh's or the server's words for a closed connection, fit for a one-line message: a
+    server's disconnect text is its own, so control characters go and at most REASON_CHARS stay."""
+    return "".join(c if c.isprintable() else " " for c in text[:REASON_CHARS])
+
+
 class _Client(asyncssh.SSHClient):
     def __init__(self, pinned: str):
         self.pinned = asyncssh.import_public_key(pinned) if pinned else None
         self.presented: asyncssh.SSHKey | None = None
         #: Why the connection closed when it did not close cleanly (no keepalive answer, a reset):
-        #: a call waiting on it hears only "SSH connection closed", so its error adds this.
-        self.lost: Exception | None = None
+        #: a call waiting on it hears only "SSH connection closed", so its error adds this. The
+        #: text only: the exception is raised again in the calls that waited, and its traceback
+        #: would hold their frames (and this connection) until a full collection.
+        self.lost = ""
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
         self.presented = key
         return self.pinned is None or key == self.pinned
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = exc
+        self.lost = _reason(str(exc)) if exc is not None else ""
 
 
 class Connection:
@@ -107,16 +115,15 @@ class Connection:
         self.host_key = host_key
 
     def closed_because(self) -> str:
-        """Why the connection closed, in asyncssh's words ("" while open, or when it closed cleanly).
-        A server's disconnect message is its own text: at most REASON_CHARS of it are kept."""
-        lost = self._client.lost if self._client is not None else None
-        return str(lost)[:REASON_CHARS] if lost is not None else ""
+        """Why the connection closed, in asyncssh's words ("" while open, when it closed cleanly,
+        or when serverprep closed it)."""
+        return self._client.lost if self._client is not None else ""
 
     def lost(self, e: BaseException) -> RemoteError:
         """The error for a call that failed because the connection went away, with why it did."""
         if isinstance(e, RemoteError):
             return e
-        return ConnectionLost(self._because(f"SSH connection lost: {e}"))
+        return ConnectionLost(self._because(f"SSH connection lost: {_reason(str(e))}"))
 
     def closed_while(self, what: str) -> str:
         """The message for a connection that closed while ``what`` happened, with why when known."""

@@ -51,7 +51,8 @@ def test_fleet_bench_smoke_runs_every_tool_and_counts_the_same_work(tmp_path: Pa
     assert sp["db_commits"] is not None and sp["db_commits"] > 0
     assert len(sp["prepare_ms"]) == 3 and sp["status_ms"]
     assert len(sp["probe_ms"]) == 2 and "the Prepare probe, one call at a time" in run.stdout
-    assert isinstance(sp["kernel_waits"], list) and "Its threads blocked in the kernel (state D" in run.stdout
+    assert sp["kernel"]["failure"] == "" and isinstance(sp["kernel"]["waits"], list)
+    assert "Its threads blocked in the kernel (state D" in run.stdout
     if "serverprep-postgres" in samples:
         pg = samples["serverprep-postgres"]
         assert pg["sessions"] == sp["sessions"] and pg["db_commits"] is None and len(pg["prepare_ms"]) == 3

@@ -2,8 +2,9 @@
 
 Proves the wording on asyncssh's own exception types, with no connection: the reason asyncssh
 gave when the connection closed is added once to the error of a call that only heard "SSH
-connection closed", and a server's long disconnect text is cut. The real case (an sshd session
-frozen until the keepalives run out) is tests/service/test_faults.py's session-lost test.
+connection closed", and a server's long or raw disconnect text is cut and cleaned. That asyncssh
+calls ``connection_lost`` with its reason is proved by the real case (an sshd session frozen until
+the keepalives run out): tests/service/test_faults.py's session-lost test.
 """
 
 from __future__ import annotations
@@ -31,7 +32,20 @@ def test_a_call_that_heard_only_connection_closed_is_told_why() -> None:
         "SSH connection lost: Server not responding to keepalive")
 
 
-def test_a_clean_close_adds_nothing_and_a_long_server_text_is_cut() -> None:
+def test_a_clean_close_adds_nothing_and_a_servers_long_or_raw_text_is_cut_and_cleaned() -> None:
     assert _closed(None).closed_while("the command ran") == "the SSH connection closed while the command ran"
-    long = _closed(asyncssh.DisconnectError(asyncssh.DISC_BY_APPLICATION, "x" * 100_000))
-    assert long.closed_because() == "x" * REASON_CHARS
+    text = "bye\n\x1b[2J" + "x" * 100_000
+    server = asyncssh.DisconnectError(asyncssh.DISC_PROTOCOL_ERROR, text)
+    conn = _closed(server)
+    assert conn.closed_because() == ("bye  [2J" + "x" * 100_000)[:REASON_CHARS]
+    # The same text as the error a call raised: cut and cleaned there too, and not said twice.
+    assert conn.lost(server).message == "SSH connection lost: " + conn.closed_because()
+    assert "\n" not in conn.closed_while("the step ran") and len(conn.closed_while("the step ran")) < REASON_CHARS + 50
+
+
+def test_the_client_keeps_the_reason_as_text_not_the_exception() -> None:
+    """asyncssh raises the same exception again in every call that waited on the connection; kept,
+    its traceback would hold those calls' frames and the connection until a full collection."""
+    client = _Client("")
+    client.connection_lost(asyncssh.ConnectionLost("Connection lost"))
+    assert client.lost == "Connection lost"
