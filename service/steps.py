@@ -144,7 +144,14 @@ class Agent:
             raise
         if started.done():
             return cls(session, marker, refs, privileged)
+        ended = session.ended.done()
         code = await session.close(timeout=1)
+        if not ended:  # it neither started nor ended: sudo (or the shell) did not answer in time, it refused nothing
+            what = "sudo did not start" if privileged else "the server did not start"
+            error = SudoFailed if privileged else StepFailed
+            raise error(f"{what} the shell for the steps within {timeout:.0f} s (the server is slow or sudo waits on "
+                        "something, a name lookup or a PAM module, say)" + (": " + " ".join(early)[:300] if early else ""),
+                        metadata={"user": server.user})
         if privileged:
             reason, why = remote.sudo_refusal(early)
             raise SudoFailed(f"{why} (user {server.user!r}, exit {code}): " + " ".join(early)[:300],

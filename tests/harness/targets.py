@@ -249,8 +249,10 @@ exit 0
 """
 
 SUDO = r"""#!/bin/sh
-# Stand-in for sudo: records the call, reads a password line for -S, runs the command as the caller.
+# Stand-in for sudo: records the call, does what $SIM/behavior/sudo says, reads a password line for
+# -S, runs the command as the caller.
 { printf '%s' "sudo $*" | tr '\n' ' '; echo; } >> "$SIM/calls"
+if [ -f "$SIM/behavior/sudo" ]; then . "$SIM/behavior/sudo"; fi
 need_password=0
 while [ "$#" -gt 0 ]; do
   case "$1" in

@@ -194,6 +194,19 @@ def test_sudo_without_rights_needs_a_password(client):
     assert (failed.failure.reason, failed.failure.step) == ("SUDO_PASSWORD_REQUIRED", "update_packages")
 
 
+def test_sudo_that_does_not_answer_is_told_apart_from_a_refusal(client, sim):
+    """A sudo that neither starts the shell nor exits (a slow name lookup or PAM module on a real
+    server) fails the step after the connect timeout (5 s in tests) saying so, not "sudo refused"
+    with an empty reason; Retry succeeds once sudo answers."""
+    register(client, sim)
+    behave(sim, "sudo", "sleep 8")
+    failed = wait_done(client, "sim", client.prepare("sim", docker_source="distro").id, timeout=30)
+    assert (failed.failure.reason, failed.failure.step) == ("SUDO_FAILED", "update_packages")
+    assert failed.failure.message.startswith("sudo did not start the shell for the steps within 5 s"), failed.failure.message
+    behave(sim, "sudo", "")
+    assert wait_done(client, "sim", client.retry("sim").id).state == pb.PREPARATION_STATE_SUCCEEDED
+
+
 def test_wrong_host_key_is_a_hard_failure(client, sim):
     other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ"
     register(client, sim, host_key=other)
