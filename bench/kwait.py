@@ -37,7 +37,6 @@ class Wait:
     """One stretch of a thread in state D of at least the tracker's ``least`` seconds."""
 
     tid: int
-    start: float
     seconds: float
     where: str
 
@@ -81,7 +80,7 @@ class Tracker:
         stretch = self._open.pop(tid)
         seconds = stretch.last - stretch.start + self.interval
         if seconds >= self.least:
-            self.waits.append(Wait(tid, stretch.start, seconds, stretch.wheres.most_common(1)[0][0]))
+            self.waits.append(Wait(tid, seconds, stretch.wheres.most_common(1)[0][0]))
 
 
 def _read(path: str) -> str:
@@ -111,32 +110,32 @@ def blocked_threads(pid: int) -> dict[int, str]:
 def _call(number: str) -> str:
     """The system call from the first field of /proc/.../syscall ("running", -1 outside one, "" unread)."""
     if not number.isdigit():
-        return {"": "?", "running": "running", "-1": "no system call"}.get(number, number)
+        return {"": "?", "-1": "no system call"}.get(number, number)
     names = SYSCALLS if platform.machine() == "x86_64" else {}
     return names.get(int(number), f"syscall {number}")
 
 
 @dataclass
 class Report:
-    """What ``watch`` saw: every stretch of ``least`` s or more, longest first, and why the
+    """What ``watch`` saw: every stretch of LEAST s or more, longest first, and why the
     sampling stopped early if it did (then the stretches are only those seen until then)."""
 
     waits: list[Wait] = field(default_factory=list)
     failure: str = ""
 
-    def summary(self, least: float = LEAST) -> str:
-        """One line for the bench's report."""
-        head = f"Its threads blocked in the kernel (state D, sampled every {INTERVAL * 1000:g} ms) for {least:g} s or more: "
+    def summary(self) -> str:
+        """One line for the bench's report (which samples at the defaults)."""
+        head = f"Its threads blocked in the kernel (state D, sampled every {INTERVAL * 1000:g} ms) for {LEAST:g} s or more: "
         seen = (f"{len(self.waits)} times, the longest " + ", ".join(w.describe() for w in self.waits[:3])
                 if self.waits else "never")
         return head + seen + (f" (sampling stopped early: {self.failure})" if self.failure else "")
 
 
 @contextlib.contextmanager
-def watch(pid: int, interval: float = INTERVAL, least: float = LEAST) -> Iterator[Report]:
+def watch(pid: int, interval: float = INTERVAL) -> Iterator[Report]:
     """Sample ``pid``'s threads every ``interval`` s on a thread of this process until the block
-    ends; the report it yields is filled then."""
-    tracker = Tracker(least, interval)
+    ends; the report it yields is filled then with every stretch of LEAST s or more."""
+    tracker = Tracker(LEAST, interval)
     stop = threading.Event()
     report = Report()
 

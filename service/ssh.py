@@ -108,7 +108,7 @@ class _Client(asyncssh.SSHClient):
 class Connection:
     """One SSH connection; commands run on it one after another or concurrently."""
 
-    def __init__(self, conn: asyncssh.SSHClientConnection, host_key: str, client: _Client | None = None):
+    def __init__(self, conn: asyncssh.SSHClientConnection, host_key: str, client: _Client):
         self._conn = conn
         self._client = client
         #: The host key the server presented ("TYPE BASE64").
@@ -117,7 +117,7 @@ class Connection:
     def closed_because(self) -> str:
         """Why the connection closed, in asyncssh's words ("" while open, when it closed cleanly,
         or when serverprep closed it)."""
-        return self._client.lost if self._client is not None else ""
+        return self._client.lost
 
     def lost(self, e: BaseException) -> RemoteError:
         """The error for a call that failed because the connection went away, with why it did."""
