@@ -7,6 +7,7 @@ are stand-ins (a simulation: these prove the service, not a distro). Figures are
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 
@@ -214,18 +215,21 @@ def test_no_secret_is_ever_in_a_command_line_on_the_target(client, sim):
         behave(sim, tool, 'env | grep -qxF -f "$SIM/expected-env" && '
                           'echo proxy-env-ok >> "$SIM/proxy-seen"; sleep 0.2; '
                           'while [ "$#" -gt 0 ]; do [ "$1" = -o ] && : > "$2"; shift; done; exit 0'.replace("$SIM", str(sim.extra["sim"])))
-    seen, scans, stop = set(), [0], threading.Event()
+    seen, scans, stop, watched_to_the_end = set(), [0], threading.Event(), threading.Event()
 
     def watch():
         while not stop.is_set():
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            # Not Path.glob: it stats each match, and a process that ends meanwhile raises from
+            # the glob itself (ProcessLookupError), which ended this thread and the watch with it.
+            for pid in [d for d in os.listdir("/proc") if d.isdigit()]:
                 try:
-                    text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                except OSError:
+                    text = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:  # ended meanwhile
                     continue
                 if proxy_pw in text or sudo_pw in text:
                     seen.add(text[:200])
             scans[0] += 1
+        watched_to_the_end.set()
 
     watcher = threading.Thread(target=watch)
     watcher.start()
@@ -240,6 +244,7 @@ def test_no_secret_is_ever_in_a_command_line_on_the_target(client, sim):
     proxied = (sim.extra["sim"] / "proxy-seen").read_text().count("proxy-env-ok")
     print(f"\n/proc scanned {scans[0]} times during the preparation; commands that got the proxy in their environment: {proxied}")
     assert not seen, seen
+    assert watched_to_the_end.is_set() and scans[0] > 0  # the watch did not die halfway
     assert proxied >= 3  # apt-get update, install; curl for the key
     recorded = (sim.extra["sim"] / "calls").read_text()
     assert proxy_pw not in recorded and sudo_pw not in recorded
