@@ -174,6 +174,8 @@ class Scheduler:
                 await run.agent.close()
             if run is not None and run.conn is not None:
                 await run.conn.close()
+            if run is not None:  # the run's SSH objects refer back to it (handlers): let it go without a full collection
+                run.agent = run.conn = None
             await self.bus.close(prep.id, ended=ended)
         except Exception:
             log.exception("could not close the log of preparation %s", prep.id)

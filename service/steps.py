@@ -211,13 +211,15 @@ class StepRunner:
                 emit(Stream.EVENT, "command failed; diagnostics follow")
             return None
 
+        agent_marker = agent.marker  # not the agent: it holds the session that holds these handlers
+
         def on_line(stream: Stream, text: str) -> Awaitable[None] | None:
-            at = text.find(agent.marker) if stream is Stream.STDOUT else -1
+            at = text.find(agent_marker) if stream is Stream.STDOUT else -1
             if at < 0:
                 return on_step_line(stream, text)
             if at > 0:
                 on_step_line(stream, text[:at])
-            kind, _, arg = text[at + len(agent.marker):].strip().partition(" ")
+            kind, _, arg = text[at + len(agent_marker):].strip().partition(" ")
             if kind == "done" and not done.done():
                 done.set_result(int(arg) if arg.lstrip("-").isdigit() else 255)
             return None
@@ -227,7 +229,7 @@ class StepRunner:
         def on_lines(stream: Stream, texts: list[str]) -> Awaitable[None] | None:
             if stream is Stream.STDOUT:
                 block = "\n".join(texts)
-                if marker in block or agent.marker in block:
+                if marker in block or agent_marker in block:
                     return each_line(stream, texts)  # serverprep's marker lines (a few per step)
             output.feed_output(stream, texts)
             return emit_lines(stream, texts)
