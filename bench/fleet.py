@@ -30,12 +30,14 @@ import sprun
 from fleethost import Counts, FleetHost, fleet_host
 from measure import CpuMeter, bucket_bound, listen_overflows, loadavg, median, percentile
 
-TOOLS = ("serverprep", "floor", "pyinfra", "ansible", "floor-now", "serverprep-postgres")
-DEFAULT_TOOLS = TOOLS[:5]
+TOOLS = ("serverprep", "floor", "pyinfra", "ansible", "floor-now", "floor-logins", "serverprep-postgres")
+DEFAULT_TOOLS = TOOLS[:6]
 #: What the floor, pyinfra and Ansible run per server: the work as serverprep 0.1 sent it, one SSH
 #: session per step (7 commands over 2 connections), which is how the issue defines a server's work.
 #: floor-now replays what serverprep sends today (recorded at the start of every run), so that the
-#: ratio of serverprep to floor-now is its own overhead alone.
+#: ratio of serverprep to floor-now is its own overhead alone; floor-logins opens the same
+#: connections, `true` alone on each: the share of the work that is SSH logins. Their recordings:
+RECORDING_OF = {"floor": "peers", "pyinfra": "peers", "ansible": "peers", "floor-now": "now", "floor-logins": "logins"}
 PEER_RECORDING = Path(__file__).resolve().parent / "recordings" / "serverprep-0.1.json"
 MAX_SERVERS = 2000
 MAX_ROUNDS = 10
@@ -94,10 +96,8 @@ def run_tool(tool: str, host: FleetHost, recs: dict[str, recording.Recording], n
         prepared += len(extra["probe_ms"])
         extra["db_commits"] = extra["db_commits"] / prepared if extra["db_commits"] is not None else None
     else:
-        runner: Callable[..., peers.PeerResult] = {
-            "floor": peers.run_floor, "floor-now": peers.run_floor, "pyinfra": peers.run_pyinfra, "ansible": peers.run_ansible,
-        }[tool]
-        result = runner(host, recs["now" if tool == "floor-now" else "peers"], n, opts.run_timeout)
+        runner: Callable[..., peers.PeerResult] = {"pyinfra": peers.run_pyinfra, "ansible": peers.run_ansible}.get(tool, peers.run_floor)
+        result = runner(host, recs[RECORDING_OF[tool]], n, opts.run_timeout)
         wall, rss, failures = result.wall, result.peak_rss_kib, result.failures
     busy = cpu.busy()
     delta: Counts = host.counts() - before
@@ -231,14 +231,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--servers", default="10,100", help=f"comma-separated N values (each 1..{MAX_SERVERS}; default 10,100)")
     p.add_argument("--rounds", type=int, default=3, help=f"rounds per N, tools alternating (1..{MAX_ROUNDS}; default 3)")
-    p.add_argument("--tools", help="comma-separated, from " + ",".join(TOOLS) + " (default: the first four)")
+    p.add_argument("--tools", help="comma-separated, from " + ",".join(TOOLS) + " (default: all but serverprep-postgres)")
     p.add_argument("--readers", type=int, default=10, help="live StreamLogs readers on a sample of servers (default 10)")
     p.add_argument("--status-rate", type=float, default=50, help="Status polls per second in all, one in flight (default 50)")
     p.add_argument("--prepare-window", type=int, default=0, help="Prepare calls in flight at once (default 0: all N)")
     p.add_argument("--prepare-probes", type=int, default=0,
-                   help="the Prepare probe: once all N are sent, while they run, up to K more Prepare calls one at a time, each "
-                        "for a server of its own (their preparations count in the per-server figures, not in the wall time; "
-                        f"0..{MAX_SERVERS}; default 0: none)")
+                   help="the Prepare probe: once all N are sent, while they run, up to K more Prepare calls one at a time, each for a "
+                        f"server of its own (counted per server, not in the wall time; 0..{MAX_SERVERS}; default 0: none)")
     p.add_argument("--probe-interval", type=float, default=1.0, help="seconds between the probe's calls (0.05..60; default 1)")
     p.add_argument("--run-timeout", type=float, default=600, help="seconds one tool's run may take (default 600)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds the whole benchmark may take (default 3600)")
@@ -303,7 +302,8 @@ def main(argv: list[str]) -> int:
         if {"pyinfra", "ansible"} & set(args.tools) or args.profile:
             peers.ensure_venv()
         work = Path(tmp)
-        recs = {"now": recording.record_serverprep(), "peers": recording.from_file(PEER_RECORDING)}
+        now = recording.record_serverprep()
+        recs = {"now": now, "logins": recording.logins_only(now), "peers": recording.from_file(PEER_RECORDING)}
         print(f"serverprep today (floor-now): {recs['now'].summary()}; floor, pyinfra, ansible: serverprep 0.1's "
               f"{recs['peers'].summary()}", flush=True)
         with contextlib.ExitStack() as stack:

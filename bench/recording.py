@@ -73,6 +73,11 @@ def record_serverprep(timeout: float = 120) -> Recording:
         return load(host.recorded())
 
 
+def logins_only(recording: Recording) -> Recording:
+    """The same SSH connections, each running ``true`` alone: what the logins cost without the work."""
+    return Recording([[Command("true", "", 0)] for _ in recording.connections])
+
+
 def from_file(path: Path) -> Recording:
     return Recording.from_json(json.loads(path.read_text()))
 

@@ -19,7 +19,8 @@ def test_fleet_bench_smoke_runs_every_tool_and_counts_the_same_work(tmp_path: Pa
     (and serverprep on PostgreSQL when $SERVERPREP_TEST_POSTGRES_URL is set, as in CI).
 
     Proves: the recording of serverprep's commands and its replay by floor-now over as many
-    connections (their counts must agree); the replay of serverprep 0.1's per-step commands
+    connections (their counts must agree), and by floor-logins as the same connections with one
+    command each (fewer processes); the replay of serverprep 0.1's per-step commands
     (bench/recordings) by the floor, pyinfra and Ansible (one session per recorded command);
     every counter the table prints; the Prepare probe (two more preparations while the fleet runs,
     each counted once in the per-server figures); the line on the service's threads blocked in the
@@ -27,7 +28,7 @@ def test_fleet_bench_smoke_runs_every_tool_and_counts_the_same_work(tmp_path: Pa
     The first run on a machine installs pyinfra and ansible-core from PyPI (about 15 s).
     """
     out = tmp_path / "samples.json"
-    tools = ["serverprep", "floor", "floor-now", "pyinfra", "ansible"]
+    tools = ["serverprep", "floor", "floor-now", "floor-logins", "pyinfra", "ansible"]
     if os.environ.get("SERVERPREP_TEST_POSTGRES_URL"):  # always in CI: ./dev test starts PostgreSQL
         tools.append("serverprep-postgres")
     run = subprocess.run(
@@ -45,6 +46,8 @@ def test_fleet_bench_smoke_runs_every_tool_and_counts_the_same_work(tmp_path: Pa
     assert sp["connections"] == floor_now["connections"] == len(now) == 2
     assert sp["sessions"] == floor_now["sessions"] == sum(len(c) for c in now)
     assert sp["tasks"] == pytest.approx(floor_now["tasks"], rel=0.1) and sp["tasks"] > sp["sessions"]
+    logins = samples["floor-logins"]
+    assert logins["connections"] == logins["sessions"] == floor_now["connections"] and logins["tasks"] < floor_now["tasks"]
     old_commands = sum(len(c) for c in old)
     assert floor["sessions"] == samples["pyinfra"]["sessions"] == samples["ansible"]["sessions"] == old_commands
     assert sp["sessions"] < old_commands  # serverprep today opens fewer sessions than it did (one agent for the steps)
