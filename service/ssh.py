@@ -160,8 +160,8 @@ class Connection:
             if stdin is not None:
                 process.stdin.write(stdin.encode())
             process.stdin.write_eof()
-            _, pending = await asyncio.wait(pumps, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION)
-            failed = [p for p in pumps if p.done() and not p.cancelled() and p.exception() is not None]
+            done, pending = await asyncio.wait(pumps, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION)
+            failed = [p for p in pumps if p in done and not p.cancelled() and p.exception() is not None]
             if failed:
                 raise failed[0].exception()  # type: ignore[misc]
             if pending:
@@ -179,6 +179,9 @@ class Connection:
             for pump in pumps:
                 pump.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
+            # A pump's error raised here carries this frame, whose names hold the pumps, which hold
+            # the error: without them, what the handlers refer to goes without a full collection.
+            pumps = done = pending = failed = pump = None  # type: ignore[assignment]
         if completed.exit_status is None:
             if self._conn.is_closed():
                 raise ConnectionLost(self.closed_while("the command ran"))
