@@ -169,13 +169,16 @@ class Scheduler:
     async def _release(self, prep: Preparation, run: Run | None, ended: bool) -> None:
         self._runs.pop(prep.id, None)
         self._reasons.pop(prep.id, None)
+        agent, conn = (run.agent, run.conn) if run is not None else (None, None)
+        if run is not None:  # their handlers refer back to the run: let it go without a full collection
+            run.agent = run.conn = None
+        for what, part in (("agent", agent), ("connection", conn)):  # each closed whatever the one before did
+            if part is not None:
+                try:
+                    await part.close()
+                except Exception:
+                    log.exception("could not close the SSH %s of preparation %s", what, prep.id)
         try:
-            if run is not None and run.agent is not None:
-                await run.agent.close()
-            if run is not None and run.conn is not None:
-                await run.conn.close()
-            if run is not None:  # the run's SSH objects refer back to it (handlers): let it go without a full collection
-                run.agent = run.conn = None
             await self.bus.close(prep.id, ended=ended)
         except Exception:
             log.exception("could not close the log of preparation %s", prep.id)

@@ -122,3 +122,53 @@ def test_of_two_retries_at_once_one_wins(tmp_path):
     with pytest.raises(NotRetryable, match="is PENDING|is RUNNING"):
         raise refused[0]
     assert attempt == 2 and began == [True, True]
+
+
+class BrokenAgent:
+    async def close(self) -> None:
+        raise RuntimeError("a bug in closing the agent")
+
+
+class ClosedConnection:
+    closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FailsWithBrokenAgent(Attempts):
+    """A stand-in runner whose attempt fails, leaving an agent that raises when it is closed."""
+
+    async def execute(self, run) -> None:
+        self.run, self.conn = run, ClosedConnection()
+        run.agent, run.conn = BrokenAgent(), self.conn
+        await run.journal.announce("preparation FAILED", PrepChange(PrepState.FAILED, time.time(), "STEP_FAILED", "boom"))
+
+
+def test_an_agent_that_fails_to_close_still_lets_the_connection_and_the_log_close(tmp_path, caplog):
+    """When the task ends, the agent, the connection and the log are each closed whatever the one
+    before did. Before, an agent whose close raised left the connection open and the log's journal
+    (and its flusher task) in the bus for good. The run keeps neither afterwards."""
+
+    async def run():
+        store = Store(f"sqlite:///{tmp_path / 'serverprep.db'}", BOX)
+        try:
+            await store.migrate()
+            await store.create_server(WEB1)
+            prep, _ = await store.create_preparation("web1", Options(), "", STEP_NAMES, "r1")
+            bus = LogBus(store, keep=100, max_lines=1000, max_bytes=10**6, keep_bytes=1 << 20)
+            runner = FailsWithBrokenAgent(store)
+            scheduler = Scheduler(store, bus, runner, runner.settings)  # type: ignore[arg-type]
+            scheduler.launch(prep)
+            await asyncio.sleep(0)
+            await scheduler.settled(prep.id)
+            return prep.id in bus.journals, runner.conn.closed, (runner.run.agent, runner.run.conn)
+        finally:
+            store.close()
+
+    with caplog.at_level("ERROR", logger="serverprep.service.scheduler"):
+        followed, closed, kept = asyncio.run(run())
+    assert closed, "the connection was left open"
+    assert not followed, "the log's journal stayed in the bus"
+    assert kept == (None, None)
+    assert "could not close the SSH agent of preparation" in caplog.text
