@@ -31,7 +31,7 @@ from fleethost import Counts, FleetHost, fleet_host
 from measure import CpuMeter, bucket_bound, listen_overflows, loadavg, median, percentile
 
 TOOLS = ("serverprep", "floor", "pyinfra", "ansible", "floor-now", "floor-logins", "serverprep-postgres")
-DEFAULT_TOOLS = TOOLS[:6]
+DEFAULT_TOOLS = tuple(t for t in TOOLS if t != "serverprep-postgres")
 #: What the floor, pyinfra and Ansible run per server: the work as serverprep 0.1 sent it, one SSH
 #: session per step (7 commands over 2 connections), which is how the issue defines a server's work.
 #: floor-now replays what serverprep sends today (recorded at the start of every run), so that the
@@ -304,8 +304,8 @@ def main(argv: list[str]) -> int:
         work = Path(tmp)
         now = recording.record_serverprep()
         recs = {"now": now, "logins": recording.logins_only(now), "peers": recording.from_file(PEER_RECORDING)}
-        print(f"serverprep today (floor-now): {recs['now'].summary()}; floor, pyinfra, ansible: serverprep 0.1's "
-              f"{recs['peers'].summary()}", flush=True)
+        print(f"serverprep today (floor-now): {now.summary()}; floor-logins: {recs['logins'].summary()}; floor, pyinfra, "
+              f"ansible: serverprep 0.1's {recs['peers'].summary()}", flush=True)
         with contextlib.ExitStack() as stack:
             cpu = stack.enter_context(cpusplit.split()) if args.split_cpu else None
             if cpu:

@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.sshd
 def test_fleet_bench_smoke_runs_every_tool_and_counts_the_same_work(tmp_path: Path) -> None:
-    """bench/fleet.py --smoke: N=3, one round, serverprep, the asyncssh floor, pyinfra and Ansible
-    (and serverprep on PostgreSQL when $SERVERPREP_TEST_POSTGRES_URL is set, as in CI).
+    """bench/fleet.py --smoke: N=3, one round, serverprep, the asyncssh floor (floor, floor-now,
+    floor-logins), pyinfra and Ansible (and serverprep on PostgreSQL when
+    $SERVERPREP_TEST_POSTGRES_URL is set, as in CI).
 
     Proves: the recording of serverprep's commands and its replay by floor-now over as many
     connections (their counts must agree), and by floor-logins as the same connections with one
@@ -46,6 +47,7 @@ def test_fleet_bench_smoke_runs_every_tool_and_counts_the_same_work(tmp_path: Pa
     assert sp["connections"] == floor_now["connections"] == len(now) == 2
     assert sp["sessions"] == floor_now["sessions"] == sum(len(c) for c in now)
     assert sp["tasks"] == pytest.approx(floor_now["tasks"], rel=0.1) and sp["tasks"] > sp["sessions"]
+    assert data["recordings"]["logins"] == [[{"command": "true", "stdin": "", "status": 0}]] * len(now)
     logins = samples["floor-logins"]
     assert logins["connections"] == logins["sessions"] == floor_now["connections"] and logins["tasks"] < floor_now["tasks"]
     old_commands = sum(len(c) for c in old)
