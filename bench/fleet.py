@@ -59,6 +59,7 @@ class Sample:
     db_commits: float | None = None
     failures: list[str] = field(default_factory=list)
     prepare_ms: list[float] = field(default_factory=list)
+    prepare_back_ms: list[float] = field(default_factory=list)
     status_ms: list[float] = field(default_factory=list)
     probe_ms: list[float] = field(default_factory=list)
     observed: float | None = None
@@ -130,7 +131,7 @@ def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path
     return {
         "wall": result.wall, "peak_rss_kib": result.peak_rss_kib, "failures": result.failures + result.reader_problems,
         "db_commits": result.db_commits, "prepare_ms": result.prepare_ms, "status_ms": result.status_ms, "observed": result.observed,
-        "probe_ms": result.probe_ms, "kernel": kernel, "histograms": result.histograms,
+        "probe_ms": result.probe_ms, "kernel": kernel, "histograms": result.histograms, "prepare_back_ms": result.prepare_back_ms,
     }
 
 
@@ -138,9 +139,7 @@ def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
-    if value is None or value != value:
-        return "n/a"
-    return f"{value:.{digits}f}"
+    return "n/a" if value is None or value != value else f"{value:.{digits}f}"
 
 
 def table(samples: list[Sample], n: int, tools: list[str]) -> str:
@@ -171,9 +170,7 @@ def table(samples: list[Sample], n: int, tools: list[str]) -> str:
 
 def latency(samples: list[Sample], n: int, tool: str) -> str:
     mine = [s for s in samples if s.tool == tool and s.servers == n]
-    prepare = [v for s in mine for v in s.prepare_ms]
-    status = [v for s in mine for v in s.status_ms]
-    probe = [v for s in mine for v in s.probe_ms]
+    prepare, back, status, probe = ([v for s in mine for v in getattr(s, k)] for k in ("prepare_ms", "prepare_back_ms", "status_ms", "probe_ms"))
     if not mine:
         return ""
     pooled: defaultdict[str, Counter[float]] = defaultdict(Counter)
@@ -187,7 +184,8 @@ def latency(samples: list[Sample], n: int, tool: str) -> str:
 
     return (
         f"{tool} RPC latency while the fleet runs (all rounds): Prepare p50 {_fmt(percentile(prepare, 50))} ms, "
-        f"p99 {_fmt(percentile(prepare, 99))} ms over {len(prepare)} calls; "
+        f"p99 {_fmt(percentile(prepare, 99))} ms over {len(prepare)} calls (from the service writing the preparation to the "
+        f"answer: p50 {_fmt(percentile(back, 50))} ms, p99 {_fmt(percentile(back, 99))} ms); "
         f"Status p50 {_fmt(percentile(status, 50))} ms, p99 {_fmt(percentile(status, 99))} ms over {len(status)} calls"
         + (f"; the Prepare probe, one call at a time once all were sent: p50 {_fmt(percentile(probe, 50))} ms, "
            f"p99 {_fmt(percentile(probe, 99))} ms, at most {_fmt(max(probe))} ms over {len(probe)} calls" if probe else "")

@@ -143,6 +143,9 @@ class FleetResult:
     observed: float = float("nan")
     failures: list[str] = field(default_factory=list)
     prepare_ms: list[float] = field(default_factory=list)
+    #: Of each Prepare call, the part from the service writing the preparation (its create_time, on
+    #: this machine's clock) to the answer reaching the bench: the commit, the handler's end, the way back.
+    prepare_back_ms: list[float] = field(default_factory=list)
     status_ms: list[float] = field(default_factory=list)
     #: The Prepare probe's calls, one at a time while the fleet runs.
     probe_ms: list[float] = field(default_factory=list)
@@ -214,6 +217,7 @@ async def prepare_fleet(
                     ends[name] = float("nan")
                     return
                 result.prepare_ms.append((time.perf_counter() - t) * 1000)
+                result.prepare_back_ms.append((time.time() - response.preparation.create_time.ToNanoseconds() / 1e9) * 1000)
                 prep_ids[name] = response.preparation.id
                 if name in sampled:
                     reader_tasks.append(asyncio.create_task(_read_logs(stub, name, response.preparation.id, result, readers_last)))

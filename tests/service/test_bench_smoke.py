@@ -24,8 +24,9 @@ def test_fleet_bench_smoke_runs_every_tool_and_counts_the_same_work(tmp_path: Pa
     command each (fewer processes); the replay of serverprep 0.1's per-step commands
     (bench/recordings) by the floor, pyinfra and Ansible (one session per recorded command);
     every counter the table prints; the Prepare probe (two more preparations while the fleet runs,
-    each counted once in the per-server figures); the line on the service's threads blocked in the
-    kernel (bench/kwait.py, its own tests). Does not prove anything about speed.
+    each counted once in the per-server figures); of each Prepare, the part after the service wrote
+    the preparation; the line on the service's threads blocked in the kernel (bench/kwait.py, its
+    own tests). Does not prove anything about speed.
     The first run on a machine installs pyinfra and ansible-core from PyPI (about 15 s).
     """
     out = tmp_path / "samples.json"
@@ -55,6 +56,9 @@ def test_fleet_bench_smoke_runs_every_tool_and_counts_the_same_work(tmp_path: Pa
     assert sp["sessions"] < old_commands  # serverprep today opens fewer sessions than it did (one agent for the steps)
     assert sp["db_commits"] is not None and sp["db_commits"] > 0
     assert len(sp["prepare_ms"]) == 3 and sp["status_ms"]
+    # The part of each Prepare after the service wrote the preparation: within the call (the same clock, 5 ms of slack).
+    assert len(sp["prepare_back_ms"]) == 3 and all(0 <= b <= p + 5 for b, p in zip(sp["prepare_back_ms"], sp["prepare_ms"], strict=True))
+    assert "from the service writing the preparation to the answer" in run.stdout
     assert len(sp["probe_ms"]) == 2 and "the Prepare probe, one call at a time" in run.stdout
     assert sp["kernel"]["failure"] == "" and isinstance(sp["kernel"]["waits"], list)
     assert "Its threads blocked in the kernel (state D" in run.stdout
