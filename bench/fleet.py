@@ -1,7 +1,6 @@
 """Fleet benchmark: N servers prepared by serverprep, the raw asyncssh floor, pyinfra and Ansible, side by side.
 
     sudo .venv/bin/python bench/fleet.py --servers 10,100 --rounds 3 --tools serverprep,floor,pyinfra,ansible
-    sudo .venv/bin/python bench/fleet.py --smoke
 
 See bench/README.md for what is measured, how, and what the figures mean.
 """
@@ -60,6 +59,7 @@ class Sample:
     failures: list[str] = field(default_factory=list)
     prepare_ms: list[float] = field(default_factory=list)
     prepare_back_ms: list[float] = field(default_factory=list)
+    channel_states: list[tuple[str, float]] = field(default_factory=list)
     status_ms: list[float] = field(default_factory=list)
     probe_ms: list[float] = field(default_factory=list)
     observed: float | None = None
@@ -132,6 +132,7 @@ def _run_serverprep(host: FleetHost, n: int, rnd: int, opts: Options, work: Path
         "wall": result.wall, "peak_rss_kib": result.peak_rss_kib, "failures": result.failures + result.reader_problems,
         "db_commits": result.db_commits, "prepare_ms": result.prepare_ms, "status_ms": result.status_ms, "observed": result.observed,
         "probe_ms": result.probe_ms, "kernel": kernel, "histograms": result.histograms, "prepare_back_ms": result.prepare_back_ms,
+        "channel_states": result.channel_states,
     }
 
 
@@ -189,7 +190,8 @@ def latency(samples: list[Sample], n: int, tool: str) -> str:
         f"Status p50 {_fmt(percentile(status, 50))} ms, p99 {_fmt(percentile(status, 99))} ms over {len(status)} calls"
         + (f"; the Prepare probe, one call at a time once all were sent: p50 {_fmt(percentile(probe, 50))} ms, "
            f"p99 {_fmt(percentile(probe, 99))} ms, at most {_fmt(max(probe))} ms over {len(probe)} calls" if probe else "")
-        + ".\n"
+        + ".\nThe bench's channel to the service while the fleet ran: "
+        + "; ".join(" → ".join(f"{name} {ms:g} ms" for name, ms in s.channel_states) for s in mine) + ".\n"
         f"The service's own view (its /metrics; a handler's time, not the wait before it): Prepare p99 {bound('Prepare', 99)}, "
         f"Status p99 {bound('Status', 99)}; its event loop ran late by p50 {bound('loop lag', 50)}, p99 {bound('loop lag', 99)}, "
         f"at most {bound('loop lag', 100)} ({int(pooled.get('loop lag', {}).get(float('inf'), 0))} ticks of 0.1 s).\n"

@@ -135,6 +135,16 @@ async def register(address: str, host: FleetHost, names: list[str], window: int 
         await asyncio.gather(*(one(i, name) for i, name in enumerate(names)))
 
 
+async def _follow(channel: grpc.aio.Channel, states: list[tuple[str, float]]) -> None:
+    """Keep each state ``channel`` goes through, until cancelled (the calls connect it, as before)."""
+    opened = time.perf_counter()
+    state = channel.get_state()
+    while True:
+        states.append((state.name, round((time.perf_counter() - opened) * 1000, 1)))
+        await channel.wait_for_state_change(state)
+        state = channel.get_state()
+
+
 @dataclass
 class FleetResult:
     #: From sending the first Prepare to the latest end_time the service recorded.
@@ -147,6 +157,9 @@ class FleetResult:
     #: this machine's clock) to the answer reaching the bench: the commit, the handler's end, the way back.
     prepare_back_ms: list[float] = field(default_factory=list)
     status_ms: list[float] = field(default_factory=list)
+    #: The bench's channel to the service: each state it went through while the fleet ran, with the
+    #: milliseconds since it was opened (a failed connection attempt shows as TRANSIENT_FAILURE).
+    channel_states: list[tuple[str, float]] = field(default_factory=list)
     #: The Prepare probe's calls, one at a time while the fleet runs.
     probe_ms: list[float] = field(default_factory=list)
     peak_rss_kib: int = 0
@@ -198,6 +211,7 @@ async def prepare_fleet(
     sampled = {names[i * len(names) // readers] for i in range(readers)} if readers else set()
     ends: dict[str, float] = {}
     async with grpc.aio.insecure_channel(svc.address) as channel:
+        follower = asyncio.create_task(_follow(channel, result.channel_states))
         stub = pb_grpc.PreparationServiceStub(channel)
         before, view_before = svc.commits(), service_view(svc.metrics)
         view_after: dict[str, dict[float, float]] = {}
@@ -288,7 +302,7 @@ async def prepare_fleet(
         except TimeoutError:
             result.failures.append(f"not all {len(names)} preparations finished within {timeout:.0f} s ({len(ends)} did)")
         finally:
-            for task in (*reader_tasks, poller, *([prober] if prober else [])):
+            for task in (*reader_tasks, poller, follower, *([prober] if prober else [])):
                 task.cancel()
         for name, last in readers_last.items():
             stored = (await stub.Status(pb.StatusRequest(server=name, preparation_id=prep_ids[name]), timeout=RPC_TIMEOUT)).preparation.last_seq

@@ -59,6 +59,7 @@ def test_fleet_bench_smoke_runs_every_tool_and_counts_the_same_work(tmp_path: Pa
     # The part of each Prepare after the service wrote the preparation: within the call (the same clock, 5 ms of slack).
     assert len(sp["prepare_back_ms"]) == 3 and all(0 <= b <= p + 5 for b, p in zip(sp["prepare_back_ms"], sp["prepare_ms"], strict=True))
     assert "from the service writing the preparation to the answer" in run.stdout
+    assert [name for name, _ in sp["channel_states"]][-1] == "READY" and "The bench's channel to the service" in run.stdout
     assert len(sp["probe_ms"]) == 2 and "the Prepare probe, one call at a time" in run.stdout
     assert sp["kernel"]["failure"] == "" and isinstance(sp["kernel"]["waits"], list)
     assert "Its threads blocked in the kernel (state D" in run.stdout
