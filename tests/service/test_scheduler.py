@@ -49,16 +49,22 @@ class Attempts:
         await run.journal.announce("preparation SUCCEEDED", PrepChange(PrepState.SUCCEEDED, time.time()))
 
 
-async def failed_once(tmp_path):
+async def launched(tmp_path, runner_class):
+    """A new preparation of web1 launched by a scheduler over the real store and log bus, with a stand-in runner."""
     store = Store(f"sqlite:///{tmp_path / 'serverprep.db'}", BOX)
     await store.migrate()
     await store.create_server(WEB1)
     prep, _ = await store.create_preparation("web1", Options(), "", STEP_NAMES, "r1")
     bus = LogBus(store, keep=100, max_lines=1000, max_bytes=10**6, keep_bytes=1 << 20)
-    runner = Attempts(store)
+    runner = runner_class(store)
     scheduler = Scheduler(store, bus, runner, runner.settings)  # type: ignore[arg-type]
-    preparations = Preparations(store, bus, scheduler, None, runner)  # type: ignore[arg-type]
     scheduler.launch(prep)
+    return store, bus, runner, scheduler, prep
+
+
+async def failed_once(tmp_path):
+    store, bus, runner, scheduler, prep = await launched(tmp_path, Attempts)
+    preparations = Preparations(store, bus, scheduler, None, runner)  # type: ignore[arg-type]
     while (await store.get_preparation(prep.id)).state is not PrepState.FAILED:
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.1)  # the first attempt's task is closing its agent now
@@ -151,15 +157,8 @@ def test_an_agent_that_fails_to_close_still_lets_the_connection_and_the_log_clos
     (and its flusher task) in the bus for good. The run keeps neither afterwards."""
 
     async def run():
-        store = Store(f"sqlite:///{tmp_path / 'serverprep.db'}", BOX)
+        store, bus, runner, scheduler, prep = await launched(tmp_path, FailsWithBrokenAgent)
         try:
-            await store.migrate()
-            await store.create_server(WEB1)
-            prep, _ = await store.create_preparation("web1", Options(), "", STEP_NAMES, "r1")
-            bus = LogBus(store, keep=100, max_lines=1000, max_bytes=10**6, keep_bytes=1 << 20)
-            runner = FailsWithBrokenAgent(store)
-            scheduler = Scheduler(store, bus, runner, runner.settings)  # type: ignore[arg-type]
-            scheduler.launch(prep)
             await asyncio.sleep(0)
             await scheduler.settled(prep.id)
             return prep.id in bus.journals, runner.conn.closed, (runner.run.agent, runner.run.conn)
