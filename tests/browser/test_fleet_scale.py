@@ -178,10 +178,22 @@ def test_a_thousand_servers_render_once_and_stay_responsive_while_200_are_prepar
                     **{s: sum(1 for p in final if PreparationState.Name(p.state).endswith(s))
                        for s in ("SUCCEEDED", "FAILED", "CANCELLED")}}
         figures["service_final"] = {k: v for k, v in expected.items() if k in ("SUCCEEDED", "FAILED", "CANCELLED")}
-        wait_until(lambda: browser.execute_script(
-            "return Object.fromEntries([...document.querySelectorAll('#counts button')].map("
-            "b => [b.dataset.state, +b.querySelector('.n').textContent]))") == expected,
-            timeout=30, what=f"the page's counts to be the service's {expected}")
+        page: dict[str, Any] = {}
+
+        def page_agrees() -> bool:
+            page.update(browser.execute_script(
+                "return Object.fromEntries([...document.querySelectorAll('#counts button')].map("
+                "b => [b.dataset.state, +b.querySelector('.n').textContent]))"))
+            return page == expected
+
+        try:
+            wait_until(page_agrees, timeout=30, what=f"the page's counts to be the service's {expected}")
+        except TimeoutError as e:
+            # Which side is behind: the gateway's own rows (what a new page would get), or only this page?
+            rows = web.json("GET", "/api/fleet")[1]["rows"]
+            behind = {r["name"]: r["state"] for r in rows if r["name"] in preps and r["state"] not in ("SUCCEEDED", "FAILED", "CANCELLED")}
+            raise AssertionError(f"{e}; the page showed {page}; the gateway's rows not ended: {dict(list(behind.items())[:10])} "
+                                 f"({len(behind)} in all); the gateway: {web.json('GET', '/api/gateway')[1]}") from e
         figures["page_streaming"] = page_figures(browser.execute_script(COLLECT), clicks)
         cpu_after = chromium_cpu(browser.sp_profile)
         figures["page_streaming"]["chromium_cpu_s"] = round(cpu_after["all"] - cpu_before["all"], 1)
