@@ -90,6 +90,7 @@ from serverprep.clients.types import (
     PlanResponse,
     Preparation,
     PreparationState,
+    PreparationSummary,
     PrepareOptions,
     Repository,
     Server,
@@ -116,6 +117,6 @@ __all__ = [
     "STEP_STATE_CANCELLED", "STEP_STATE_FAILED", "STEP_STATE_PENDING", "STEP_STATE_RUNNING",
     "STEP_STATE_SKIPPED", "STEP_STATE_SUCCEEDED", "STEP_STATE_UNSPECIFIED",
     "DockerSource", "Failure", "LogEntry", "LogStream", "OperatingSystem", "PlanResponse", "PlannedStep",
-    "Preparation", "PreparationState", "PrepareOptions", "Repository", "RETRYABLE", "Server", "Step",
+    "Preparation", "PreparationState", "PreparationSummary", "PrepareOptions", "Repository", "RETRYABLE", "Server", "Step",
     "StepState", "TERMINAL", "short_name",
 ]

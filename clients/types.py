@@ -45,6 +45,7 @@ from serverprep.v1.preparations_pb2 import (
     PlanResponse,
     Preparation,
     PreparationState,
+    PreparationSummary,
     PrepareOptions,
     Repository,
     Step,
@@ -87,6 +88,6 @@ __all__ = [
     "STEP_STATE_CANCELLED", "STEP_STATE_FAILED", "STEP_STATE_PENDING", "STEP_STATE_RUNNING",
     "STEP_STATE_SKIPPED", "STEP_STATE_SUCCEEDED", "STEP_STATE_UNSPECIFIED",
     "DockerSource", "Failure", "LogEntry", "LogStream", "OperatingSystem", "PlanResponse", "PlannedStep",
-    "Preparation", "PreparationState", "PrepareOptions", "Repository", "RETRYABLE", "Server", "Step",
+    "Preparation", "PreparationState", "PreparationSummary", "PrepareOptions", "Repository", "RETRYABLE", "Server", "Step",
     "StepState", "TERMINAL", "short_name",
 ]

@@ -146,6 +146,8 @@ def server_pb(s: Server) -> spb.Server:
         has_password=bool(s.secrets.password),
         has_sudo_password=bool(s.secrets.sudo_password),
         create_time=timestamp(s.created_at),
+        latest_preparation=pb.PreparationSummary(id=s.latest.id, state=PREP_STATE[s.latest.state], attempt=s.latest.attempt,
+                                                 last_seq=s.latest.last_seq) if s.latest else None,
     )
 
 

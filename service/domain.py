@@ -92,6 +92,16 @@ class ServerSpec:
 
 
 @dataclass(frozen=True)
+class PreparationSummary:
+    """A server's newest preparation in brief: what changes whenever the preparation does."""
+
+    id: str
+    state: PrepState
+    attempt: int
+    last_seq: int
+
+
+@dataclass(frozen=True)
 class Server:
     id: int
     name: str
@@ -102,6 +112,8 @@ class Server:
     accept_new_host_key: bool
     created_at: float
     secrets: Secrets = field(default_factory=Secrets, repr=False)
+    #: Its newest preparation, where the store was asked for it (the API's answers); None when never prepared.
+    latest: PreparationSummary | None = None
 
     @property
     def host_key_fingerprint(self) -> str:

@@ -15,7 +15,8 @@ class Servers:
         return await self.store.create_server(spec)
 
     async def get(self, name: str) -> Server:
-        return await self.store.get_server(name)
+        """A server, with its newest preparation in brief."""
+        return await self.store.get_server(name, latest=True)
 
     async def page(self, limit: int, after: str = "") -> list[Server]:
         return await self.store.list_servers(limit, after)

@@ -3,6 +3,8 @@
 import grpc
 import pytest
 
+from conftest import wait_done
+from harness.targets import free_port
 from serverprep.clients.client import ServerprepClientError
 
 KEY_LINE = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ"
@@ -99,3 +101,32 @@ def test_update_is_validated(client):
     with pytest.raises(ServerprepClientError) as e:
         client.update_server("nope", host="h")
     assert e.value.reason == "SERVER_NOT_FOUND"
+
+
+def test_get_and_list_carry_the_newest_preparation_in_brief(client):
+    """The brief is the preparation Status returns without an id, and changes with it: a new
+    preparation (its id), a Retry (attempt, last_seq); a server never prepared has none.
+    Preparations of an SSH port that refuses connections (they fail at once, for real)."""
+    for name in ("down1", "fresh1"):
+        client.create_server(name, host="127.0.0.1", port=free_port(), user="nobody", password="not-used", host_key=KEY_LINE)
+
+    def briefs() -> dict[str, tuple]:
+        listed = {s.name: s for s in client.list_servers(page_size=1)}  # one per page: the brief on every page
+        for name, server in listed.items():
+            assert client.get_server(name) == server
+        return {n: (s.latest_preparation.id, s.latest_preparation.state, s.latest_preparation.attempt,
+                    s.latest_preparation.last_seq) if s.HasField("latest_preparation") else None for n, s in listed.items()}
+
+    def of(prep) -> tuple:
+        return (prep.id, prep.state, prep.attempt, prep.last_seq)
+
+    assert briefs() == {"down1": None, "fresh1": None}
+    first = wait_done(client, "down1", client.prepare("down1", docker_source="distro").id, timeout=30)
+    assert first.failure.reason == "CONNECTION_REFUSED" and first.last_seq > 0
+    assert briefs() == {"down1": of(client.status("down1")), "fresh1": None} == {"down1": of(first), "fresh1": None}
+    client.retry("down1", first.id)
+    again = wait_done(client, "down1", first.id, timeout=30)
+    assert (again.attempt, again.last_seq > first.last_seq) == (2, True)
+    assert briefs()["down1"] == of(again)
+    second = wait_done(client, "down1", client.prepare("down1", docker_source="distro").id, timeout=30)
+    assert second.id != first.id and briefs()["down1"] == of(second) == of(client.status("down1"))

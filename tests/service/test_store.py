@@ -178,6 +178,31 @@ def test_find_reads_one_statement_and_says_which_thing_is_missing(store):
         store.find_preparation("nope", first.id)
 
 
+def test_servers_are_listed_with_the_preparation_status_finds_as_their_newest(store):
+    """The brief ListServers and GetServer carry is the preparation ``find`` returns without an id,
+    also when two were made in the same instant (the larger id, as ``find`` orders them)."""
+    from serverprep.service.store.models import PreparationRow
+
+    for name in ("web1", "web2", "web3"):
+        store.create_server(spec(name))
+    made: dict[str, list[str]] = {}
+    for name in ("web1", "web1", "web2", "web2"):
+        prep, _ = store.create_preparation(name, Options(), "", STEP_NAMES)
+        store.append_logs(prep.id, [], [PrepChange(PrepState.FAILED, 1.0, "STEP_FAILED", "m")])
+        made.setdefault(name, []).append(prep.id)
+    with store.database.connection_context():
+        PreparationRow.update(created_at=1.0).where(PreparationRow.id.in_(made["web2"])).execute()
+    listed = {s.name: s.latest for s in store.list_servers(10)}
+    assert listed["web3"] is None and store.get_server("web3", latest=True).latest is None
+    for name in ("web1", "web2"):
+        newest = store.find_preparation(name)
+        assert newest.id == (made[name][-1] if name == "web1" else max(made[name]))
+        assert listed[name] == store.get_server(name, latest=True).latest
+        assert (listed[name].id, listed[name].state, listed[name].attempt, listed[name].last_seq) == (
+            newest.id, newest.state, newest.attempt, newest.last_seq)
+    assert store.get_server("web1").latest is None  # only where asked: the engine's reads skip the query
+
+
 def test_a_preparation_is_read_in_one_snapshot_with_its_steps(store):
     """While another thread writes entries each with a step change, every read shows last_seq and
     the steps of the same commit (a client compares last_seq with the stream it follows: a step

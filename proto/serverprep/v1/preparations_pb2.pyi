@@ -156,6 +156,18 @@ class Preparation(_message.Message):
     attempt: int
     def __init__(self, id: _Optional[str] = ..., server: _Optional[str] = ..., state: _Optional[_Union[PreparationState, str]] = ..., options: _Optional[_Union[PrepareOptions, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., operating_system: _Optional[_Union[OperatingSystem, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., request_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seq: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
 
+class PreparationSummary(_message.Message):
+    __slots__ = ("id", "state", "attempt", "last_seq")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    state: PreparationState
+    attempt: int
+    last_seq: int
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[PreparationState, str]] = ..., attempt: _Optional[int] = ..., last_seq: _Optional[int] = ...) -> None: ...
+
 class PrepareRequest(_message.Message):
     __slots__ = ("server", "options", "request_id")
     SERVER_FIELD_NUMBER: _ClassVar[int]

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from serverprep.v1 import preparations_pb2 as serverprep_dot_v1_dot_preparations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bserverprep/v1/servers.proto\x12\rserverprep.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x02\n\x06Server\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\r\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x10\n\x08host_key\x18\x05 \x01(\t\x12\x1c\n\x14host_key_fingerprint\x18\x06 \x01(\t\x12\x1b\n\x13\x61\x63\x63\x65pt_new_host_key\x18\x07 \x01(\x08\x12\x17\n\x0fhas_private_key\x18\x08 \x01(\x08\x12\x14\n\x0chas_password\x18\t \x01(\x08\x12\x19\n\x11has_sudo_password\x18\n \x01(\x08\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"k\n\x0b\x43redentials\x12\x13\n\x0bprivate_key\x18\x01 \x01(\t\x12\x1e\n\x16private_key_passphrase\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\x12\x15\n\rsudo_password\x18\x04 \x01(\t\"\xad\x01\n\x13\x43reateServerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\r\x12\x0c\n\x04user\x18\x04 \x01(\t\x12/\n\x0b\x63redentials\x18\x05 \x01(\x0b\x32\x1a.serverprep.v1.Credentials\x12\x10\n\x08host_key\x18\x06 \x01(\t\x12\x1b\n\x13\x61\x63\x63\x65pt_new_host_key\x18\x07 \x01(\x08\"=\n\x14\x43reateServerResponse\x12%\n\x06server\x18\x01 \x01(\x0b\x32\x15.serverprep.v1.Server\" \n\x10GetServerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x11GetServerResponse\x12%\n\x06server\x18\x01 \x01(\x0b\x32\x15.serverprep.v1.Server\";\n\x12ListServersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x13ListServersResponse\x12&\n\x07servers\x18\x01 \x03(\x0b\x32\x15.serverprep.v1.Server\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xde\x01\n\x13UpdateServerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\r\x12\x0c\n\x04user\x18\x04 \x01(\t\x12/\n\x0b\x63redentials\x18\x05 \x01(\x0b\x32\x1a.serverprep.v1.Credentials\x12\x10\n\x08host_key\x18\x06 \x01(\t\x12\x1b\n\x13\x61\x63\x63\x65pt_new_host_key\x18\x07 \x01(\x08\x12/\n\x0bupdate_mask\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"=\n\x14UpdateServerResponse\x12%\n\x06server\x18\x01 \x01(\x0b\x32\x15.serverprep.v1.Server\"#\n\x13\x44\x65leteServerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteServerResponse2\xc0\x03\n\rServerService\x12W\n\x0c\x43reateServer\x12\".serverprep.v1.CreateServerRequest\x1a#.serverprep.v1.CreateServerResponse\x12N\n\tGetServer\x12\x1f.serverprep.v1.GetServerRequest\x1a .serverprep.v1.GetServerResponse\x12T\n\x0bListServers\x12!.serverprep.v1.ListServersRequest\x1a\".serverprep.v1.ListServersResponse\x12W\n\x0cUpdateServer\x12\".serverprep.v1.UpdateServerRequest\x1a#.serverprep.v1.UpdateServerResponse\x12W\n\x0c\x44\x65leteServer\x12\".serverprep.v1.DeleteServerRequest\x1a#.serverprep.v1.DeleteServerResponseB\x82\x01\n\x11\x64\x65v.serverprep.v1B\x0cServersProtoP\x01Z,serverprep.dev/go/serverprep/v1;serverprepv1\xaa\x02\rServerprep.V1\xca\x02\rServerprep\\V1\xea\x02\x0eServerprep::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bserverprep/v1/servers.proto\x12\rserverprep.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a serverprep/v1/preparations.proto\"\xc7\x02\n\x06Server\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\r\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x10\n\x08host_key\x18\x05 \x01(\t\x12\x1c\n\x14host_key_fingerprint\x18\x06 \x01(\t\x12\x1b\n\x13\x61\x63\x63\x65pt_new_host_key\x18\x07 \x01(\x08\x12\x17\n\x0fhas_private_key\x18\x08 \x01(\x08\x12\x14\n\x0chas_password\x18\t \x01(\x08\x12\x19\n\x11has_sudo_password\x18\n \x01(\x08\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x12latest_preparation\x18\x0c \x01(\x0b\x32!.serverprep.v1.PreparationSummary\"k\n\x0b\x43redentials\x12\x13\n\x0bprivate_key\x18\x01 \x01(\t\x12\x1e\n\x16private_key_passphrase\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\x12\x15\n\rsudo_password\x18\x04 \x01(\t\"\xad\x01\n\x13\x43reateServerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\r\x12\x0c\n\x04user\x18\x04 \x01(\t\x12/\n\x0b\x63redentials\x18\x05 \x01(\x0b\x32\x1a.serverprep.v1.Credentials\x12\x10\n\x08host_key\x18\x06 \x01(\t\x12\x1b\n\x13\x61\x63\x63\x65pt_new_host_key\x18\x07 \x01(\x08\"=\n\x14\x43reateServerResponse\x12%\n\x06server\x18\x01 \x01(\x0b\x32\x15.serverprep.v1.Server\" \n\x10GetServerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x11GetServerResponse\x12%\n\x06server\x18\x01 \x01(\x0b\x32\x15.serverprep.v1.Server\";\n\x12ListServersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x13ListServersResponse\x12&\n\x07servers\x18\x01 \x03(\x0b\x32\x15.serverprep.v1.Server\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xde\x01\n\x13UpdateServerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\r\x12\x0c\n\x04user\x18\x04 \x01(\t\x12/\n\x0b\x63redentials\x18\x05 \x01(\x0b\x32\x1a.serverprep.v1.Credentials\x12\x10\n\x08host_key\x18\x06 \x01(\t\x12\x1b\n\x13\x61\x63\x63\x65pt_new_host_key\x18\x07 \x01(\x08\x12/\n\x0bupdate_mask\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"=\n\x14UpdateServerResponse\x12%\n\x06server\x18\x01 \x01(\x0b\x32\x15.serverprep.v1.Server\"#\n\x13\x44\x65leteServerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteServerResponse2\xc0\x03\n\rServerService\x12W\n\x0c\x43reateServer\x12\".serverprep.v1.CreateServerRequest\x1a#.serverprep.v1.CreateServerResponse\x12N\n\tGetServer\x12\x1f.serverprep.v1.GetServerRequest\x1a .serverprep.v1.GetServerResponse\x12T\n\x0bListServers\x12!.serverprep.v1.ListServersRequest\x1a\".serverprep.v1.ListServersResponse\x12W\n\x0cUpdateServer\x12\".serverprep.v1.UpdateServerRequest\x1a#.serverprep.v1.UpdateServerResponse\x12W\n\x0c\x44\x65leteServer\x12\".serverprep.v1.DeleteServerRequest\x1a#.serverprep.v1.DeleteServerResponseB\x82\x01\n\x11\x64\x65v.serverprep.v1B\x0cServersProtoP\x01Z,serverprep.dev/go/serverprep/v1;serverprepv1\xaa\x02\rServerprep.V1\xca\x02\rServerprep\\V1\xea\x02\x0eServerprep::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,30 +35,30 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'serverprep.v1.servers_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\021dev.serverprep.v1B\014ServersProtoP\001Z,serverprep.dev/go/serverprep/v1;serverprepv1\252\002\rServerprep.V1\312\002\rServerprep\\V1\352\002\016Serverprep::V1'
-  _globals['_SERVER']._serialized_start=114
-  _globals['_SERVER']._serialized_end=378
-  _globals['_CREDENTIALS']._serialized_start=380
-  _globals['_CREDENTIALS']._serialized_end=487
-  _globals['_CREATESERVERREQUEST']._serialized_start=490
-  _globals['_CREATESERVERREQUEST']._serialized_end=663
-  _globals['_CREATESERVERRESPONSE']._serialized_start=665
-  _globals['_CREATESERVERRESPONSE']._serialized_end=726
-  _globals['_GETSERVERREQUEST']._serialized_start=728
-  _globals['_GETSERVERREQUEST']._serialized_end=760
-  _globals['_GETSERVERRESPONSE']._serialized_start=762
-  _globals['_GETSERVERRESPONSE']._serialized_end=820
-  _globals['_LISTSERVERSREQUEST']._serialized_start=822
-  _globals['_LISTSERVERSREQUEST']._serialized_end=881
-  _globals['_LISTSERVERSRESPONSE']._serialized_start=883
-  _globals['_LISTSERVERSRESPONSE']._serialized_end=969
-  _globals['_UPDATESERVERREQUEST']._serialized_start=972
-  _globals['_UPDATESERVERREQUEST']._serialized_end=1194
-  _globals['_UPDATESERVERRESPONSE']._serialized_start=1196
-  _globals['_UPDATESERVERRESPONSE']._serialized_end=1257
-  _globals['_DELETESERVERREQUEST']._serialized_start=1259
-  _globals['_DELETESERVERREQUEST']._serialized_end=1294
-  _globals['_DELETESERVERRESPONSE']._serialized_start=1296
-  _globals['_DELETESERVERRESPONSE']._serialized_end=1318
-  _globals['_SERVERSERVICE']._serialized_start=1321
-  _globals['_SERVERSERVICE']._serialized_end=1769
+  _globals['_SERVER']._serialized_start=148
+  _globals['_SERVER']._serialized_end=475
+  _globals['_CREDENTIALS']._serialized_start=477
+  _globals['_CREDENTIALS']._serialized_end=584
+  _globals['_CREATESERVERREQUEST']._serialized_start=587
+  _globals['_CREATESERVERREQUEST']._serialized_end=760
+  _globals['_CREATESERVERRESPONSE']._serialized_start=762
+  _globals['_CREATESERVERRESPONSE']._serialized_end=823
+  _globals['_GETSERVERREQUEST']._serialized_start=825
+  _globals['_GETSERVERREQUEST']._serialized_end=857
+  _globals['_GETSERVERRESPONSE']._serialized_start=859
+  _globals['_GETSERVERRESPONSE']._serialized_end=917
+  _globals['_LISTSERVERSREQUEST']._serialized_start=919
+  _globals['_LISTSERVERSREQUEST']._serialized_end=978
+  _globals['_LISTSERVERSRESPONSE']._serialized_start=980
+  _globals['_LISTSERVERSRESPONSE']._serialized_end=1066
+  _globals['_UPDATESERVERREQUEST']._serialized_start=1069
+  _globals['_UPDATESERVERREQUEST']._serialized_end=1291
+  _globals['_UPDATESERVERRESPONSE']._serialized_start=1293
+  _globals['_UPDATESERVERRESPONSE']._serialized_end=1354
+  _globals['_DELETESERVERREQUEST']._serialized_start=1356
+  _globals['_DELETESERVERREQUEST']._serialized_end=1391
+  _globals['_DELETESERVERRESPONSE']._serialized_start=1393
+  _globals['_DELETESERVERRESPONSE']._serialized_end=1415
+  _globals['_SERVERSERVICE']._serialized_start=1418
+  _globals['_SERVERSERVICE']._serialized_end=1866
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from serverprep.v1 import preparations_pb2 as _preparations_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -11,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Server(_message.Message):
-    __slots__ = ("name", "host", "port", "user", "host_key", "host_key_fingerprint", "accept_new_host_key", "has_private_key", "has_password", "has_sudo_password", "create_time")
+    __slots__ = ("name", "host", "port", "user", "host_key", "host_key_fingerprint", "accept_new_host_key", "has_private_key", "has_password", "has_sudo_password", "create_time", "latest_preparation")
     NAME_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +24,7 @@ class Server(_message.Message):
     HAS_PASSWORD_FIELD_NUMBER: _ClassVar[int]
     HAS_SUDO_PASSWORD_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LATEST_PREPARATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     host: str
     port: int
@@ -34,7 +36,8 @@ class Server(_message.Message):
     has_password: bool
     has_sudo_password: bool
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., user: _Optional[str] = ..., host_key: _Optional[str] = ..., host_key_fingerprint: _Optional[str] = ..., accept_new_host_key: _Optional[bool] = ..., has_private_key: _Optional[bool] = ..., has_password: _Optional[bool] = ..., has_sudo_password: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    latest_preparation: _preparations_pb2.PreparationSummary
+    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., user: _Optional[str] = ..., host_key: _Optional[str] = ..., host_key_fingerprint: _Optional[str] = ..., accept_new_host_key: _Optional[bool] = ..., has_private_key: _Optional[bool] = ..., has_password: _Optional[bool] = ..., has_sudo_password: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latest_preparation: _Optional[_Union[_preparations_pb2.PreparationSummary, _Mapping]] = ...) -> None: ...
 
 class Credentials(_message.Message):
     __slots__ = ("private_key", "private_key_passphrase", "password", "sudo_password")
