@@ -3,9 +3,11 @@
 Active preparations are followed with StreamLogs (at most ``max_streams`` at once; the others wait
 for a free stream and are swept meanwhile); every transition in a stream updates its row at once
 and asks Status for the details (OS, exit codes, messages, times). Every ``refresh`` seconds (or
-twice the last sweep's duration, if longer) a sweep lists the servers and asks Status for each one
-not followed, ``status_concurrency`` calls at a time: that is how preparations started by other
-clients are found. Changed rows are sent to the browsers every ``tick`` seconds, all in one event.
+twice the last sweep's duration, if longer) a sweep lists the servers, each with its newest
+preparation in brief, and asks Status (``status_concurrency`` calls at a time) only for those not
+followed whose preparation changed: that is how preparations started by other clients are found.
+A service that sends no such brief (older than this gateway) gets a Status call for every server
+not followed, as before. Changed rows are sent to the browsers every ``tick`` seconds, all in one event.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from serverprep.clients.types import (
     TERMINAL,
     LogEntry,
     Preparation,
+    PreparationSummary,
 )
 from serverprep.clients.web import convert, sse
 
@@ -145,10 +148,13 @@ class Fleet:
         self._health_changed = self._health_changed or changed
 
     async def sweep(self) -> None:
-        """List the servers, drop the deleted, and ask Status for each one whose preparation is not followed."""
+        """List the servers, drop the deleted, and ask Status for each one not followed whose preparation changed."""
         seen: dict[str, tuple[str, float]] = {}
+        latest: dict[str, PreparationSummary] = {}
         async for server in self.client.list_servers(page_size=500):
             seen[server.name] = (server.host, convert.seconds(server.create_time) or 0.0)
+            if server.HasField("latest_preparation"):
+                latest[server.name] = server.latest_preparation
         for name in set(self.rows) - set(seen):
             self._remove(name)
         for name, (host, created) in seen.items():
@@ -162,8 +168,18 @@ class Fleet:
             elif row.host != host:
                 row.host = host
                 self.dirty.add(name)
-        await asyncio.gather(*(self.refresh_now(n) for n in seen if n not in self.followers))
+        # No brief at all: a service that does not send them, or a fleet never prepared; ask each server, as before.
+        changed = [n for n in seen if n not in self.followers and (not latest or self._changed(n, latest.get(n)))]
+        await asyncio.gather(*(self.refresh_now(n) for n in changed))
         self._follow_more()
+
+    def _changed(self, name: str, brief: PreparationSummary | None) -> bool:
+        """Whether the service's brief of ``name``'s newest preparation differs from the row's."""
+        row = self.rows.get(name)
+        cur = row.prep if row is not None else None
+        if brief is None or cur is None or not cur.id:
+            return brief is not None or (cur is not None and bool(cur.id))
+        return (brief.id, brief.state, brief.attempt, brief.last_seq) != (cur.id, cur.state, cur.attempt, cur.last_seq)
 
     def _remove(self, name: str) -> None:
         self.rows.pop(name, None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
+from serverprep.clients.errors import PreparationNotFound
 from serverprep.clients.types import (
     LOG_STREAM_EVENT,
     PREPARATION_STATE_FAILED,
@@ -21,6 +22,8 @@ from serverprep.clients.types import (
     STEP_STATE_SUCCEEDED,
     LogEntry,
     Preparation,
+    PreparationSummary,
+    Server,
 )
 from serverprep.clients.web import fleet, sse
 from serverprep.clients.web.convert import STEP_NAMES
@@ -104,3 +107,78 @@ def test_a_status_that_stays_behind_is_believed_after_the_grace_period(monkeypat
     f = asyncio.run(go())
     assert client.calls >= 2 and f.rows["web1"].seq == 9 and f.rows["web1"].prep.state == PREPARATION_STATE_RUNNING
     assert f.rows["web1"].prep.attempt == 2  # a FAILED preparation RUNNING again is its next attempt
+
+
+class ListingClient:
+    """Lists servers with the briefs given (``None``: a server never prepared) and answers Status
+    with each server's preparation, counting the calls per server."""
+
+    def __init__(self, preps: dict[str, Preparation | None], briefs: bool = True):
+        self.preps = preps
+        self.briefs = briefs
+        self.asked: list[str] = []
+
+    async def list_servers(self, page_size: int):  # type: ignore[no-untyped-def]
+        for name, prep in self.preps.items():
+            server = Server(name=name, host="10.0.0.5")
+            server.create_time.FromSeconds(1_700_000_000)
+            if prep is not None and self.briefs:
+                server.latest_preparation.CopyFrom(PreparationSummary(id=prep.id, state=prep.state, attempt=prep.attempt,
+                                                                      last_seq=prep.last_seq))
+            yield server
+
+    async def status(self, name: str) -> Preparation:
+        self.asked.append(name)
+        prep = self.preps[name]
+        if prep is None:
+            raise PreparationNotFound(f"server {name!r} has not been prepared yet")
+        return prep
+
+
+def test_a_sweep_asks_status_only_for_the_servers_whose_brief_changed():
+    """1,000 servers, 3 prepared: the first sweep asks for those 3; the next asks for none; then one
+    is retried and one more is prepared elsewhere: it asks for those 2 and their rows show them."""
+    names = [f"n{i:04d}" for i in range(1000)]
+    preps: dict[str, Preparation | None] = dict.fromkeys(names)
+    for name in names[:3]:
+        preps[name] = preparation(PREPARATION_STATE_SUCCEEDED, 12, 7)
+        preps[name].id, preps[name].server = f"p-{name}", name
+    client = ListingClient(preps)
+
+    async def go() -> tuple[list[str], list[str], list[str], fleet.Fleet]:
+        f = fleet.Fleet(client, sse.Hub(max_subscribers=1, backlog=10), refresh=60, max_streams=0)  # type: ignore[arg-type]
+        await f.sweep()
+        first, client.asked = client.asked, []
+        await f.sweep()
+        second, client.asked = client.asked, []
+        retried = Preparation()
+        retried.CopyFrom(preps[names[1]])
+        retried.attempt, retried.state, retried.last_seq = 2, PREPARATION_STATE_RUNNING, 13
+        elsewhere = preparation(PREPARATION_STATE_RUNNING, 2, 0)
+        elsewhere.id, elsewhere.server = "p-new", names[500]
+        preps[names[1]], preps[names[500]] = retried, elsewhere
+        await f.sweep()
+        await f.close()
+        return first, second, client.asked, f
+
+    first, second, third, f = asyncio.run(go())
+    assert sorted(first) == names[:3] and second == [] and sorted(third) == [names[1], names[500]]
+    assert f.rows[names[1]].prep.attempt == 2 and f.rows[names[500]].prep.id == "p-new"
+    assert f.rows[names[999]].prep is None
+
+
+def test_without_any_brief_a_sweep_asks_status_for_every_server_as_before():
+    """A service older than the brief (or a fleet never prepared): Status for each server, so that a
+    preparation started by another client is still found."""
+    prep = preparation(PREPARATION_STATE_SUCCEEDED, 12, 7)
+    client = ListingClient({"web1": prep, "web2": None}, briefs=False)
+
+    async def go() -> fleet.Fleet:
+        f = fleet.Fleet(client, sse.Hub(max_subscribers=1, backlog=10), refresh=60, max_streams=0)  # type: ignore[arg-type]
+        await f.sweep()
+        await f.sweep()
+        await f.close()
+        return f
+
+    f = asyncio.run(go())
+    assert sorted(client.asked) == ["web1", "web1", "web2", "web2"] and f.rows["web1"].prep == prep
