@@ -49,6 +49,8 @@ def server_json(s: Server) -> dict[str, Any]:
         "host_key_fingerprint": s.host_key_fingerprint, "accept_new_host_key": s.accept_new_host_key,
         "has_private_key": s.has_private_key, "has_password": s.has_password, "has_sudo_password": s.has_sudo_password,
         "created": iso_time(s.create_time),
+        "latest_preparation": {"id": s.latest_preparation.id, "state": prep_state(s.latest_preparation.state),
+                               "attempt": s.latest_preparation.attempt} if s.HasField("latest_preparation") else None,
     }
 
 
@@ -114,7 +116,8 @@ def plan_dict(r: PlanResponse) -> dict[str, Any]:
 
 def server_line(s: Server) -> str:
     key = s.host_key_fingerprint or ("trust on first connect" if s.accept_new_host_key else "-")
-    return visible(f"{s.name:<24} {s.user}@{s.host}:{s.port:<6} {key}")
+    latest = prep_state(s.latest_preparation.state) if s.HasField("latest_preparation") else "not prepared"
+    return visible(f"{s.name:<24} {s.user}@{s.host}:{s.port:<6} {key}  {latest}")
 
 
 def _duration(step: Step) -> str:

@@ -198,11 +198,17 @@ class ServerInfo(BaseModel):
     host_key_fingerprint: str = Field(description="SHA256 fingerprint of the pinned SSH host key, empty until the first "
                                                   "connection when the key is trusted on first use")
     has_sudo_password: bool
+    latest_preparation_id: str = Field(description="its newest preparation (see get_preparation_status), or empty when "
+                                                   "it was never prepared")
+    latest_state: str = Field(description="that preparation's state (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED), "
+                                          "or empty when it was never prepared")
 
     @classmethod
     def of(cls, s: Server) -> ServerInfo:
+        brief = s.latest_preparation if s.HasField("latest_preparation") else None
         return cls(name=s.name, host=s.host, port=s.port, user=s.user, host_key_fingerprint=s.host_key_fingerprint,
-                   has_sudo_password=s.has_sudo_password)
+                   has_sudo_password=s.has_sudo_password, latest_preparation_id=brief.id if brief else "",
+                   latest_state=short_name(PreparationState, brief.state) if brief else "")
 
 
 class ServerList(BaseModel):

@@ -48,6 +48,7 @@ def test_serve_add_prepare_follow_status_logs(tmp_path):
         assert added.returncode == 0, added.stderr
         listed = cli(address, "servers", "list")
         assert listed.stdout.startswith("sim ") and "trust on first connect" in listed.stdout
+        assert listed.stdout.rstrip().endswith("not prepared")
         assert cli(address, "servers", "list", "--names").stdout == "sim\n"
 
         run = cli(address, "prepare", "sim", "--docker-source", "distro", "--follow")
@@ -66,6 +67,9 @@ def test_serve_add_prepare_follow_status_logs(tmp_path):
         logs = cli(address, "logs", "sim", "--after-seq", "5").stdout.splitlines()
         assert logs[0].split()[1] == "6"
         assert "SHA256:" in cli(address, "servers", "show", "sim").stdout  # pinned on first connect
+        assert cli(address, "servers", "list").stdout.rstrip().endswith("SUCCEEDED")  # the newest preparation's state
+        brief = json.loads(cli(address, "servers", "show", "sim", "-o", "json").stdout)["latest_preparation"]
+        assert brief == {"id": status["id"], "state": "SUCCEEDED", "attempt": 1}
 
         behave(target, "apt-get", "echo broken >&2; exit 100")
         failed = cli(address, "prepare", "sim", "--docker-source", "distro", "--follow")

@@ -243,6 +243,7 @@ def test_plan_prepare_poll_page_fail_and_retry(service, client, sim, tmp_path):
             servers = await agent.ok("list_servers")
             assert [s["name"] for s in servers["servers"]] == ["sim"]
             assert servers["servers"][0]["host_key_fingerprint"].startswith("SHA256:")
+            assert (servers["servers"][0]["latest_preparation_id"], servers["servers"][0]["latest_state"]) == ("", "")
 
             plan = await agent.ok("plan_preparation", server="sim", docker_source="distro")
             assert plan["driver"] == "apt" and plan["operating_system"]["codename"] == "bookworm"
@@ -263,6 +264,9 @@ def test_plan_prepare_poll_page_fail_and_retry(service, client, sim, tmp_path):
             assert failed["operating_system"] == {"id": "debian", "version_id": "12", "pretty_name": "Debian GNU/Linux 12 (bookworm)",
                                                   "codename": "bookworm", "architecture": failed["operating_system"]["architecture"],
                                                   "driver": "apt"}
+
+            listed = (await agent.ok("list_servers"))["servers"][0]
+            assert (listed["latest_preparation_id"], listed["latest_state"]) == (started["preparation_id"], "FAILED")
 
             # A page is bounded whatever the agent asks for: 500 entries at most.
             first = await agent.ok("get_preparation_logs", server="sim", limit=10_000)
