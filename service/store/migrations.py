@@ -40,10 +40,17 @@ def _0003_replica_names(db: Database) -> None:
     db.create_tables([ReplicaRow], safe=True)
 
 
+def _0004_newest_preparation_index(db: Database) -> None:
+    # A server's newest preparation (Status, and every server ListServers returns) is one search of
+    # this index, however many preparations the server has kept.
+    db.execute_sql("CREATE INDEX IF NOT EXISTS preparation_newest ON preparation (server_id, created_at, id)")
+
+
 MIGRATIONS: list[tuple[int, Callable[[Database], None]]] = [
     (1, _0001_initial),
     (2, _0002_replicas_and_remote_processes),
     (3, _0003_replica_names),
+    (4, _0004_newest_preparation_index),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -130,3 +130,6 @@ def test_get_and_list_carry_the_newest_preparation_in_brief(client):
     assert briefs()["down1"] == of(again)
     second = wait_done(client, "down1", client.prepare("down1", docker_source="distro").id, timeout=30)
     assert second.id != first.id and briefs()["down1"] == of(second) == of(client.status("down1"))
+    updated = client.update_server("down1", host="127.0.0.2")  # every answer that returns the server carries it
+    assert of(updated.latest_preparation) == of(second) and not client.create_server(
+        "new1", host="127.0.0.1", user="nobody", password="not-used", host_key=KEY_LINE).HasField("latest_preparation")

@@ -178,28 +178,39 @@ def test_find_reads_one_statement_and_says_which_thing_is_missing(store):
         store.find_preparation("nope", first.id)
 
 
-def test_servers_are_listed_with_the_preparation_status_finds_as_their_newest(store):
-    """The brief ListServers and GetServer carry is the preparation ``find`` returns without an id,
-    also when two were made in the same instant (the larger id, as ``find`` orders them)."""
+def test_servers_are_listed_with_the_preparation_status_finds_as_their_newest(store, monkeypatch):
+    """The brief ListServers and GetServer carry is the preparation ``find`` returns without an id:
+    the newer of two (retried, so attempt 2, with log entries), and of two made in the same instant
+    the larger id, whichever was made first. A server never prepared has none."""
+    import types
+    import uuid
+
+    from serverprep.service.store import preparations
     from serverprep.service.store.models import PreparationRow
 
-    for name in ("web1", "web2", "web3"):
+    ids = ["a1" * 16, "a2" * 16, "b2" * 16, "b1" * 16, "c1" * 16, "c2" * 16]
+    monkeypatch.setattr(preparations, "uuid", types.SimpleNamespace(uuid4=lambda: uuid.UUID(ids.pop(0))))
+    for name in ("web1", "web2", "web3", "web4"):
         store.create_server(spec(name))
     made: dict[str, list[str]] = {}
-    for name in ("web1", "web1", "web2", "web2"):
+    for name in ("web1", "web1", "web2", "web2", "web3", "web3"):
         prep, _ = store.create_preparation(name, Options(), "", STEP_NAMES)
         store.append_logs(prep.id, [], [PrepChange(PrepState.FAILED, 1.0, "STEP_FAILED", "m")])
         made.setdefault(name, []).append(prep.id)
-    with store.database.connection_context():
-        PreparationRow.update(created_at=1.0).where(PreparationRow.id.in_(made["web2"])).execute()
+    store.reset_for_retry(made["web1"][1])
+    entries = [LogEntry(seq=i, time=2.0, step="detect_os", stream=Stream.STDOUT, text="x") for i in (1, 2, 3)]
+    store.append_logs(made["web1"][1], entries, [])
+    with store.database.connection_context():  # made in the same instant: b2 (the larger) first, then c1 first
+        PreparationRow.update(created_at=1.0).where(PreparationRow.id.in_(made["web2"] + made["web3"])).execute()
     listed = {s.name: s.latest for s in store.list_servers(10)}
-    assert listed["web3"] is None and store.get_server("web3", latest=True).latest is None
-    for name in ("web1", "web2"):
+    assert listed["web4"] is None and store.get_server("web4", latest=True).latest is None
+    assert {n: b.id for n, b in listed.items() if b} == {"web1": "a2" * 16, "web2": "b2" * 16, "web3": "c2" * 16}
+    for name in ("web1", "web2", "web3"):
         newest = store.find_preparation(name)
-        assert newest.id == (made[name][-1] if name == "web1" else max(made[name]))
         assert listed[name] == store.get_server(name, latest=True).latest
         assert (listed[name].id, listed[name].state, listed[name].attempt, listed[name].last_seq) == (
             newest.id, newest.state, newest.attempt, newest.last_seq)
+    assert (listed["web1"].state, listed["web1"].attempt, listed["web1"].last_seq) == (PrepState.PENDING, 2, 3)
     assert store.get_server("web1").latest is None  # only where asked: the engine's reads skip the query
 
 
@@ -402,7 +413,7 @@ def test_key_file_is_created_private(tmp_path, monkeypatch):
 
 
 def test_a_version_1_database_is_upgraded_in_place(tmp_path):
-    """Migration 2 adds its columns to a database made by the first release, keeping the data."""
+    """Migration 2 adds its columns to a database made by the first release, keeping the data; 4 adds its index."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     store = Blocking(url, BOX)
     store.migrate()
@@ -410,9 +421,11 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path):
     db = store.database
     for table, column in (("preparation", "heartbeat_at"), ("preparation", "cancel_requested"), ("step", "remote_pid"), ("step", "remote_marker")):
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+    db.execute_sql("DROP INDEX preparation_newest")
     db.execute_sql("DELETE FROM schema_version WHERE version > 1")
     assert current_version(db) == 1
-    assert store.migrate() == [2, 3]
+    assert store.migrate() == [2, 3, 4]
+    assert "preparation_newest" in {i.name for i in db.get_indexes("preparation")}
     assert {c.name for c in db.get_columns("step")} >= {"remote_pid", "remote_marker"}
     assert store.get_server("web1").name == "web1"
     prep, _ = store.create_preparation("web1", Options(), "", STEP_NAMES, "r1")
