@@ -138,8 +138,8 @@ class Fleet:
             except ServerprepClientError as e:
                 log.warning("sweep failed: %s", e)
                 self._set_health(reachable=False, error={"reason": e.reason, "message": e.message})
-            # A sweep is one Status call per server (about 1.5 s of the service's time for 1,000 here): waiting
-            # twice as long as it took keeps the gateway to a third of the service, however large the fleet.
+            # A sweep lists every server and asks Status where a brief changed (for every server when the service
+            # sends none): waiting twice as long as it took keeps the gateway to a third of the service, however large the fleet.
             await asyncio.sleep(max(self.refresh, 2 * (time.monotonic() - began)))
 
     def _set_health(self, **values: Any) -> None:

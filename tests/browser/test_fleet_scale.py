@@ -181,6 +181,7 @@ def test_a_thousand_servers_render_once_and_stay_responsive_while_200_are_prepar
         page: dict[str, Any] = {}
 
         def page_agrees() -> bool:
+            page.clear()
             page.update(browser.execute_script(
                 "return Object.fromEntries([...document.querySelectorAll('#counts button')].map("
                 "b => [b.dataset.state, +b.querySelector('.n').textContent]))"))

@@ -1,11 +1,12 @@
-"""The web gateway's fleet rows when Status and the live stream disagree for a moment.
+"""The web gateway's fleet rows: when Status and the live stream disagree for a moment, and which servers a sweep asks about.
 
 The service sends log entries to live readers before it stores them, so a Status asked right after
 a transition can be older than what the stream showed. These tests drive the gateway's Fleet with a
 scripted Status (a stand-in for the service, beside the browser and gateway tests that use the real
 one) to prove the rule: an older Status is asked again until it catches up, and believed after a
-grace period (entries a crashed service never stored must not freeze a row). They prove the
-gateway's bookkeeping, not the service's timing.
+grace period (entries a crashed service never stored must not freeze a row). A sweep asks Status
+only for the servers whose brief in ListServers changed (all of them when the service sends none).
+They prove the gateway's bookkeeping, not the service's timing.
 """
 
 from __future__ import annotations
@@ -132,7 +133,9 @@ class ListingClient:
         prep = self.preps[name]
         if prep is None:
             raise PreparationNotFound(f"server {name!r} has not been prepared yet")
-        return prep
+        answer = Preparation()
+        answer.CopyFrom(prep)  # a message of its own, as from the wire
+        return answer
 
 
 def test_a_sweep_asks_status_only_for_the_servers_whose_brief_changed():
@@ -165,6 +168,32 @@ def test_a_sweep_asks_status_only_for_the_servers_whose_brief_changed():
     assert sorted(first) == names[:3] and second == [] and sorted(third) == [names[1], names[500]]
     assert f.rows[names[1]].prep.attempt == 2 and f.rows[names[500]].prep.id == "p-new"
     assert f.rows[names[999]].prep is None
+
+
+def test_each_field_of_the_brief_alone_makes_a_sweep_ask():
+    """A preparation not followed that only logs (last_seq), only changes state, only gets a new
+    attempt, or is replaced (id): each alone is a change the next sweep asks Status about."""
+    base = preparation(PREPARATION_STATE_RUNNING, 5, 2)
+    preps: dict[str, Preparation | None] = {}
+    for name in ("seq", "state", "attempt", "id", "same"):
+        preps[name] = Preparation()
+        preps[name].CopyFrom(base)
+        preps[name].id, preps[name].server = f"p-{name}", name
+    client = ListingClient(preps)
+
+    async def go() -> list[str]:
+        f = fleet.Fleet(client, sse.Hub(max_subscribers=1, backlog=10), refresh=60, max_streams=0)  # type: ignore[arg-type]
+        await f.sweep()
+        client.asked = []
+        preps["seq"].last_seq = 6
+        preps["state"].state = PREPARATION_STATE_SUCCEEDED
+        preps["attempt"].attempt = 2
+        preps["id"].id = "p-id-2"
+        await f.sweep()
+        await f.close()
+        return client.asked
+
+    assert sorted(asyncio.run(go())) == ["attempt", "id", "seq", "state"]
 
 
 def test_without_any_brief_a_sweep_asks_status_for_every_server_as_before():
