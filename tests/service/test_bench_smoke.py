@@ -118,3 +118,18 @@ def test_group_commit_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     rows = [line for line in run.stdout.splitlines() if line.startswith(("| idle", "| busy"))]
     assert len(rows) == 2 and all(line.count("|") == 4 and "n/a" not in line for line in rows), run.stdout
+
+
+def test_sweep_bench_runs_end_to_end(tmp_path: Path) -> None:
+    """bench/sweep.py at small size: the real service with 20 servers, 5 of them prepared twice (a
+    refusing port), the gateway's sweep both ways. Proves it runs and counts Status calls: none with
+    the briefs once every row is known, one per server without them; asserts nothing about speed."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench/sweep.py"), "--servers", "20", "--prepared", "5", "--times", "2", "--sweeps", "1"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("20 servers, 5 of them prepared 2 times each"), run.stdout
+    assert "with the briefs" in lines[1] and lines[1].endswith("Status calls per sweep: 0)"), run.stdout
+    assert "a Status call per server" in lines[2] and lines[2].endswith("Status calls per sweep: 20)"), run.stdout
