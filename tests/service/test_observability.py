@@ -14,6 +14,7 @@ from conftest import register, wait_done
 from harness.service import service_process
 from harness.targets import behave, free_port
 from serverprep.clients.client import Client, ServerprepClientError
+from serverprep.service.store.migrations import LATEST
 from serverprep.v1 import preparations_pb2 as pb
 
 pytestmark = pytest.mark.sshd
@@ -63,7 +64,8 @@ def test_metrics_and_json_logs_tell_what_happened(tmp_path, sim):
     lines = [json.loads(line) for line in (tmp_path / "service.log").read_text().splitlines() if line.startswith("{")]
     assert lines, "no JSON log lines"
     start = next(entry for entry in lines if "schema" in entry["message"])
-    assert "applied migrations [1, 2, 3]" in start["message"] and "serverprep 0.2.0" in start["message"]
+    applied = list(range(1, LATEST + 1))
+    assert f"applied migrations {applied}" in start["message"] and "serverprep 0.2.0" in start["message"]
     ends = [entry for entry in lines if entry.get("preparation_id") == failed.id]
     assert [e["state"] for e in ends if "step" in e and e["step"] and e.get("duration_s") is not None][-1] == "FAILED"
     final = ends[-1]
