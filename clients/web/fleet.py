@@ -176,9 +176,9 @@ class Fleet:
     def _changed(self, name: str, brief: PreparationSummary | None) -> bool:
         """Whether the service's brief of ``name``'s newest preparation differs from the row's."""
         row = self.rows.get(name)
-        cur = row.prep if row is not None else None
-        if brief is None or cur is None or not cur.id:
-            return brief is not None or (cur is not None and bool(cur.id))
+        cur = row.prep if row is not None and row.prep is not None and row.prep.id else None
+        if brief is None or cur is None:
+            return (brief is None) != (cur is None)  # prepared on one side only
         return (brief.id, brief.state, brief.attempt, brief.last_seq) != (cur.id, cur.state, cur.attempt, cur.last_seq)
 
     def _remove(self, name: str) -> None:

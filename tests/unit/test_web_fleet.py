@@ -57,10 +57,22 @@ def event(seq: int, step: str = "", step_state: int = 0, prep_state: int = 0) ->
     return LogEntry(seq=seq, stream=LOG_STREAM_EVENT, step=step, step_state=step_state, preparation_state=prep_state)
 
 
+def bare_fleet(client) -> fleet.Fleet:  # type: ignore[no-untyped-def]
+    """A Fleet of ``client`` that follows no stream and sweeps only when a test says so."""
+    return fleet.Fleet(client, sse.Hub(max_subscribers=1, backlog=10), refresh=60, max_streams=0)
+
+
 def fleet_of(client: ScriptedStatus) -> fleet.Fleet:
-    f = fleet.Fleet(client, sse.Hub(max_subscribers=1, backlog=10), refresh=60, max_streams=0)  # type: ignore[arg-type]
+    f = bare_fleet(client)
     f.rows["web1"] = fleet.Row("web1", "10.0.0.5")
     return f
+
+
+def copied(prep: Preparation) -> Preparation:
+    """A message of its own, as from the wire."""
+    answer = Preparation()
+    answer.CopyFrom(prep)
+    return answer
 
 
 async def settle(f: fleet.Fleet, until, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -133,9 +145,7 @@ class ListingClient:
         prep = self.preps[name]
         if prep is None:
             raise PreparationNotFound(f"server {name!r} has not been prepared yet")
-        answer = Preparation()
-        answer.CopyFrom(prep)  # a message of its own, as from the wire
-        return answer
+        return copied(prep)
 
 
 def test_a_sweep_asks_status_only_for_the_servers_whose_brief_changed():
@@ -149,13 +159,12 @@ def test_a_sweep_asks_status_only_for_the_servers_whose_brief_changed():
     client = ListingClient(preps)
 
     async def go() -> tuple[list[str], list[str], list[str], fleet.Fleet]:
-        f = fleet.Fleet(client, sse.Hub(max_subscribers=1, backlog=10), refresh=60, max_streams=0)  # type: ignore[arg-type]
+        f = bare_fleet(client)
         await f.sweep()
         first, client.asked = client.asked, []
         await f.sweep()
         second, client.asked = client.asked, []
-        retried = Preparation()
-        retried.CopyFrom(preps[names[1]])
+        retried = copied(preps[names[1]])
         retried.attempt, retried.state, retried.last_seq = 2, PREPARATION_STATE_RUNNING, 13
         elsewhere = preparation(PREPARATION_STATE_RUNNING, 2, 0)
         elsewhere.id, elsewhere.server = "p-new", names[500]
@@ -176,13 +185,12 @@ def test_each_field_of_the_brief_alone_makes_a_sweep_ask():
     base = preparation(PREPARATION_STATE_RUNNING, 5, 2)
     preps: dict[str, Preparation | None] = {}
     for name in ("seq", "state", "attempt", "id", "same"):
-        preps[name] = Preparation()
-        preps[name].CopyFrom(base)
+        preps[name] = copied(base)
         preps[name].id, preps[name].server = f"p-{name}", name
     client = ListingClient(preps)
 
     async def go() -> list[str]:
-        f = fleet.Fleet(client, sse.Hub(max_subscribers=1, backlog=10), refresh=60, max_streams=0)  # type: ignore[arg-type]
+        f = bare_fleet(client)
         await f.sweep()
         client.asked = []
         preps["seq"].last_seq = 6
@@ -203,7 +211,7 @@ def test_without_any_brief_a_sweep_asks_status_for_every_server_as_before():
     client = ListingClient({"web1": prep, "web2": None}, briefs=False)
 
     async def go() -> fleet.Fleet:
-        f = fleet.Fleet(client, sse.Hub(max_subscribers=1, backlog=10), refresh=60, max_streams=0)  # type: ignore[arg-type]
+        f = bare_fleet(client)
         await f.sweep()
         await f.sweep()
         await f.close()
