@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from serverprep.service import metrics
 from serverprep.service.api import PreparationService, ServerService
 from serverprep.service.auth import TokenInterceptor, check_exposure, server_credentials
+from serverprep.service.cqdrain import drain_wakeups
 from serverprep.service.limits import server_options
 from serverprep.service.logbus import LogBus
 from serverprep.service.plugins import DriverRegistry
@@ -82,6 +83,9 @@ class Service:
         if not self.port:
             raise OSError(f"cannot listen on {s.listen}")
         await server.start()
+        if not drain_wakeups(asyncio.get_running_loop()):
+            log.warning("grpcio's completion-queue reader was not found: under load, calls may wait for the event loop "
+                        "(see serverprep.service.cqdrain)")
         if s.metrics_listen:
             metrics.record_build()
             metrics.serve_metrics(s.metrics_listen)
