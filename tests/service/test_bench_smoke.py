@@ -133,3 +133,19 @@ def test_sweep_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert lines[0].startswith("20 servers, 5 of them prepared 2 times each"), run.stdout
     assert "with the briefs" in lines[1] and lines[1].endswith("Status calls per sweep: 0)"), run.stdout
     assert "a Status call per server" in lines[2] and lines[2].endswith("Status calls per sweep: 20)"), run.stdout
+
+
+def test_accept_bench_runs_end_to_end(tmp_path: Path) -> None:
+    """bench/accept.py at small size: a grpc.aio server with a slowed loop, grpcio's reader and the
+    draining one. Proves it runs and that every call and stream ended well both ways; asserts nothing
+    about speed."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench/accept.py"), "--calls", "20", "--streams", "5", "--flips", "3", "--pass-ms", "1",
+         "--rounds", "1"],
+        capture_output=True, text=True, timeout=180, cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = [line for line in run.stdout.splitlines() if line.startswith("round 1")]
+    assert [row.split()[2].rstrip(":") for row in rows] == ["grpcio", "drain"], run.stdout
+    for row in rows:
+        assert "{'OK': 20}" in row and "timed out" not in row, row
