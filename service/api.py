@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +15,7 @@ from serverprep.service import validation as check
 from serverprep.service.errors import InvalidArgument, ServerprepError
 from serverprep.service.preparations import Preparations
 from serverprep.service.rpcerrors import to_status
+from serverprep.service.rpcloop import on_engine, stream_on_engine
 from serverprep.service.servers import Servers
 from serverprep.v1 import preparations_pb2 as pb
 from serverprep.v1 import preparations_pb2_grpc as pb_grpc
@@ -22,13 +24,13 @@ from serverprep.v1 import servers_pb2_grpc as spb_grpc
 
 
 def _rpc(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn ServerprepError into a gRPC status with details."""
+    """Run the method on the engine loop (``self.engine``) and turn ServerprepError into a gRPC status with details."""
     if inspect.isasyncgenfunction(method):
 
         @functools.wraps(method)
         async def stream(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
-                async for item in method(self, request, context):
+                async for item in stream_on_engine(self.engine, method(self, request, context)):
                     yield item
             except ServerprepError as e:
                 await context.abort_with_status(to_status(e))
@@ -38,7 +40,7 @@ def _rpc(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            return await method(self, request, context)
+            return await on_engine(self.engine, method(self, request, context))
         except ServerprepError as e:
             await context.abort_with_status(to_status(e))
 
@@ -52,8 +54,9 @@ def _name(field: str, value: str) -> None:
 
 
 class ServerService(spb_grpc.ServerServiceServicer):
-    def __init__(self, servers: Servers):
+    def __init__(self, servers: Servers, engine: asyncio.AbstractEventLoop | None = None):
         self.servers = servers
+        self.engine = engine
 
     @_rpc
     async def CreateServer(self, request: spb.CreateServerRequest, context: grpc.aio.ServicerContext) -> spb.CreateServerResponse:
@@ -92,9 +95,10 @@ class ServerService(spb_grpc.ServerServiceServicer):
 
 
 class PreparationService(pb_grpc.PreparationServiceServicer):
-    def __init__(self, preparations: Preparations, message_bytes: int):
+    def __init__(self, preparations: Preparations, message_bytes: int, engine: asyncio.AbstractEventLoop | None = None):
         self.preparations = preparations
         self.message_bytes = message_bytes
+        self.engine = engine
 
     @_rpc
     async def Prepare(self, request: pb.PrepareRequest, context: grpc.aio.ServicerContext) -> pb.PrepareResponse:

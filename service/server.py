@@ -24,6 +24,7 @@ from serverprep.service.preparations import Preparations
 from serverprep.service.reflection import enable_reflection
 from serverprep.service.replicas import Replicas
 from serverprep.service.retention import Pruner
+from serverprep.service.rpcloop import RpcLoop
 from serverprep.service.runner import PreparationRunner
 from serverprep.service.scheduler import Scheduler
 from serverprep.service.secretbox import SecretBox
@@ -67,25 +68,14 @@ class Service:
         self.replicas = Replicas(self.store, self.bus, self.scheduler, s)
         self.preparations = Preparations(self.store, self.bus, self.scheduler, self.replicas, runner)
         self.health = health.aio.HealthServicer()
-        interceptors: list[grpc.aio.ServerInterceptor] = [metrics.RpcMetrics()]
-        if s.token:
-            interceptors.append(TokenInterceptor(s.token))
-        server = self.server = grpc.aio.server(interceptors=interceptors, options=server_options(s))
-        servers_pb2_grpc.add_ServerServiceServicer_to_server(ServerService(Servers(self.store)), server)
-        _add_preparation_service(server, PreparationService(self.preparations, s.stream_message_bytes))
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        enable_reflection(server, (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
         await self.replicas.claim()
-        if s.tls_cert and s.tls_key:
-            self.port = server.add_secure_port(s.listen, server_credentials(s.tls_cert, s.tls_key, s.tls_client_ca))
-        else:
-            self.port = server.add_insecure_port(s.listen)
-        if not self.port:
-            raise OSError(f"cannot listen on {s.listen}")
-        await server.start()
-        if not drain_wakeups(asyncio.get_running_loop()):
-            log.warning("grpcio's completion-queue reader was not found: under load, calls may wait for the event loop "
-                        "(see serverprep.service.cqdrain)")
+        engine = asyncio.get_running_loop()
+        self.rpc = RpcLoop()
+        try:
+            self.port = await self.rpc.run(self._serve_rpc(engine))
+        except BaseException:
+            self.rpc.close()
+            raise
         if s.metrics_listen:
             metrics.record_build()
             metrics.serve_metrics(s.metrics_listen)
@@ -97,6 +87,33 @@ class Service:
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         self.replicas.on_storage = self._storage_health
 
+    async def _serve_rpc(self, engine: asyncio.AbstractEventLoop) -> int:
+        """On the gRPC loop: the server with every servicer, listening; returns its port."""
+        s = self.settings
+        interceptors: list[grpc.aio.ServerInterceptor] = [metrics.RpcMetrics()]
+        if s.token:
+            interceptors.append(TokenInterceptor(s.token))
+        server = self.server = grpc.aio.server(interceptors=interceptors, options=server_options(s))
+        servers_pb2_grpc.add_ServerServiceServicer_to_server(ServerService(Servers(self.store), engine), server)
+        _add_preparation_service(server, PreparationService(self.preparations, s.stream_message_bytes, engine))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        enable_reflection(server, (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
+        try:
+            if s.tls_cert and s.tls_key:
+                port = server.add_secure_port(s.listen, server_credentials(s.tls_cert, s.tls_key, s.tls_client_ca))
+            else:
+                port = server.add_insecure_port(s.listen)
+            if not port:
+                raise OSError(f"cannot listen on {s.listen}")
+            await server.start()
+        except BaseException:
+            await server.stop(None)
+            raise
+        if not drain_wakeups(asyncio.get_running_loop()):
+            log.warning("grpcio's completion-queue reader was not found: under load, calls may wait for the event loop "
+                        "(see serverprep.service.cqdrain)")
+        return port
+
     async def _storage_health(self, healthy: bool) -> None:
         """NOT_SERVING while the database does not answer (a load balancer then sends calls elsewhere)."""
         if self.scheduler.accepting:
@@ -104,8 +121,11 @@ class Service:
             await self._set_health(serving)
 
     async def _set_health(self, status: int) -> None:
-        for name in ("", *SERVICE_NAMES):
-            await self.health.set(name, status)
+        async def set_all() -> None:  # the health servicer lives on the gRPC loop
+            for name in ("", *SERVICE_NAMES):
+                await self.health.set(name, status)
+
+        await self.rpc.run(set_all())
 
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.shutdown_grace if grace is None else grace
@@ -115,7 +135,8 @@ class Service:
         await self.pruner.stop()
         await self.replicas.stop()
         self.bus.shutdown()
-        await self.server.stop(min(grace, 5.0))
+        await self.rpc.run(self.server.stop(min(grace, 5.0)))
+        self.rpc.close()
         self.store.close()
 
     async def __aenter__(self) -> Service:

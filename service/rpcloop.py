@@ -1,0 +1,114 @@
+"""The gRPC server's own event loop, in a thread, apart from the loop that runs the preparations.
+
+grpc.aio's server takes calls one at a time per method: it asks gRPC's core for the next call of a
+method only after the last one went through about five passes of its event loop (bench/accept.py).
+On the loop that also carries a thousand preparations' SSH traffic a pass takes tens of
+milliseconds or more, so a burst of calls queued up in gRPC's core, and after 30 s unrequested the
+core cancelled them (``CANCELLED``): 733 of 1000 ``Prepare`` in one bench run. On a loop of its own,
+with nothing but gRPC on it, those passes are short. The servicers' work still runs on the engine
+loop (:func:`on_engine`): the store, the scheduler and the log bus belong to it alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: Items a stream may have ready on the gRPC side before the engine side waits: the bridge holds
+#: no more than this per live stream, and a stalled reader stops its producer as before.
+STREAM_AHEAD = 4
+
+_END = object()
+
+
+class RpcLoop:
+    """An event loop running in its own thread until :meth:`close`."""
+
+    def __init__(self, name: str = "serverprep-grpc"):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` run on this loop, from another loop (a cancellation is passed on)."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the loop and its thread; what is still pending on it is cancelled."""
+        if self.loop.is_closed():
+            return
+
+        async def cancel_rest() -> None:
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(cancel_rest(), self.loop).result(timeout)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+async def on_engine(engine: asyncio.AbstractEventLoop | None, coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` on the ``engine`` loop (at once when already there, or when there is none)."""
+    if engine is None or asyncio.get_running_loop() is engine:
+        return await coro
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, engine))
+
+
+async def stream_on_engine(engine: asyncio.AbstractEventLoop | None, items: AsyncIterator[T]) -> AsyncIterator[T]:
+    """Iterate ``items`` on the ``engine`` loop and yield them here, at most STREAM_AHEAD ahead.
+
+    An error the iterator raises is raised here; when this side stops early (the client went away,
+    the call was cancelled) the engine side is cancelled and the iterator closed.
+    """
+    here = asyncio.get_running_loop()
+    if engine is None or here is engine:
+        async for item in items:
+            yield item
+        return
+    queue: asyncio.Queue[Any] = asyncio.Queue()  # items are bounded by `room`; the end never waits
+    room = asyncio.Semaphore(STREAM_AHEAD)
+
+    async def put(item: object) -> None:
+        await room.acquire()
+        queue.put_nowait(item)
+
+    async def produce() -> None:
+        end: object = _END
+        try:
+            async for item in items:
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(put(item), here))
+        except asyncio.CancelledError:
+            end = asyncio.CancelledError()
+            raise
+        except Exception as e:  # noqa: BLE001 - raised on the gRPC side
+            end = e
+        finally:
+            with contextlib.suppress(RuntimeError):  # the gRPC loop is closed: nobody is left to tell
+                here.call_soon_threadsafe(queue.put_nowait, end)
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    producer = asyncio.run_coroutine_threadsafe(produce(), engine)
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            room.release()
+            yield item
+    finally:
+        producer.cancel()

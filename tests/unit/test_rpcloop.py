@@ -1,0 +1,120 @@
+"""The bridge between the gRPC loop and the engine loop (serverprep.service.rpcloop), with two real
+event loops in two threads: work runs on the engine loop, results, errors and cancellations cross
+back, and a stream runs ahead of a stalled reader by at most STREAM_AHEAD items."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from serverprep.service.rpcloop import STREAM_AHEAD, RpcLoop, on_engine, stream_on_engine
+
+
+class Engine:
+    """An engine loop in a thread of its own (the test's own loop plays the gRPC side)."""
+
+    def __enter__(self) -> asyncio.AbstractEventLoop:
+        self.rpc = RpcLoop(name="test-engine")
+        return self.rpc.loop
+
+    def __exit__(self, *exc: object) -> None:
+        self.rpc.close()
+
+
+def test_work_runs_on_the_engine_and_its_result_and_errors_come_back():
+    async def where() -> threading.Thread:
+        return threading.current_thread()
+
+    async def fails() -> None:
+        raise LookupError("no such server")
+
+    async def run(engine: asyncio.AbstractEventLoop) -> None:
+        assert (await on_engine(engine, where())).name == "test-engine"
+        with pytest.raises(LookupError, match="no such server"):
+            await on_engine(engine, fails())
+        assert await on_engine(None, where()) is threading.current_thread()  # no engine: here
+
+    with Engine() as engine:
+        asyncio.run(run(engine))
+
+
+def test_a_cancelled_call_cancels_its_work_on_the_engine():
+    started, cancelled = threading.Event(), threading.Event()
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def run(engine: asyncio.AbstractEventLoop) -> None:
+        call = asyncio.ensure_future(on_engine(engine, slow()))
+        await asyncio.to_thread(started.wait, 10)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+    with Engine() as engine:
+        asyncio.run(run(engine))
+        assert cancelled.wait(10)
+
+
+def test_a_stream_comes_in_order_then_its_error_and_a_stalled_reader_holds_it_back():
+    produced: list[int] = []
+    closed = threading.Event()
+
+    async def items(fail_after: int | None):
+        try:
+            for i in range(50):
+                if i == fail_after:
+                    raise LookupError("gone")
+                produced.append(i)
+                yield i, threading.current_thread().name
+        finally:
+            closed.set()
+
+    async def run(engine: asyncio.AbstractEventLoop) -> None:
+        got = [item async for item in stream_on_engine(engine, items(None))]
+        assert got == [(i, "test-engine") for i in range(50)]
+        assert closed.wait(10)
+
+        produced.clear(), closed.clear()
+        got = []
+        with pytest.raises(LookupError, match="gone"):
+            async for i, _ in stream_on_engine(engine, items(7)):
+                got.append(i)
+        assert got == list(range(7))
+
+        produced.clear(), closed.clear()
+        stream = stream_on_engine(engine, items(None))
+        assert (await anext(stream))[0] == 0
+        await asyncio.sleep(0.5)  # the reader stalls: the engine side may run ahead only so far
+        ahead = len(produced) - 1
+        assert ahead <= STREAM_AHEAD + 1, f"{ahead} items produced ahead of a stalled reader"
+        await stream.aclose()  # the reader goes away: the engine side is cancelled and its iterator closed
+        assert closed.wait(10)
+
+    with Engine() as engine:
+        asyncio.run(run(engine))
+
+
+def test_closing_the_loop_cancels_what_is_pending_and_ends_its_thread():
+    rpc = RpcLoop(name="test-closing")
+    cancelled = threading.Event()
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    asyncio.run_coroutine_threadsafe(forever(), rpc.loop)
+    rpc.close()
+    assert cancelled.is_set() and rpc.loop.is_closed()
+    assert not any(t.name == "test-closing" for t in threading.enumerate())
+    rpc.close()  # again: nothing to do
