@@ -79,18 +79,27 @@ async def stream_on_engine(engine: asyncio.AbstractEventLoop | None, items: Asyn
         async for item in items:
             yield item
         return
-    queue: asyncio.Queue[Any] = asyncio.Queue()  # items are bounded by `room`; the end never waits
-    room = asyncio.Semaphore(STREAM_AHEAD)
-
-    async def put(item: object) -> None:
-        await room.acquire()
-        queue.put_nowait(item)
+    # An item crosses to this loop without waiting for an answer; the engine side waits only when
+    # STREAM_AHEAD items are out and unread (`room`, shared by both threads under `lock`).
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    lock = threading.Lock()
+    room = STREAM_AHEAD
+    space: asyncio.Event | None = None  # the engine side's, made there
 
     async def produce() -> None:
+        nonlocal room, space
+        space = asyncio.Event()
         end: object = _END
         try:
             async for item in items:
-                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(put(item), here))
+                while True:
+                    with lock:
+                        if room > 0:
+                            room -= 1
+                            break
+                        space.clear()
+                    await space.wait()
+                here.call_soon_threadsafe(queue.put_nowait, item)
         except asyncio.CancelledError:
             end = asyncio.CancelledError()
             raise
@@ -108,7 +117,11 @@ async def stream_on_engine(engine: asyncio.AbstractEventLoop | None, items: Asyn
         while (item := await queue.get()) is not _END:
             if isinstance(item, BaseException):
                 raise item
-            room.release()
+            with lock:
+                room += 1
+                was_full = room == 1
+            if was_full and space is not None:
+                engine.call_soon_threadsafe(space.set)
             yield item
     finally:
         producer.cancel()

@@ -78,7 +78,10 @@ def test_a_stream_comes_in_order_then_its_error_and_a_stalled_reader_holds_it_ba
             closed.set()
 
     async def run(engine: asyncio.AbstractEventLoop) -> None:
-        got = [item async for item in stream_on_engine(engine, items(None))]
+        async def read_all() -> list:
+            return [item async for item in stream_on_engine(engine, items(None))]
+
+        got = await asyncio.wait_for(read_all(), 30)  # more than STREAM_AHEAD: the reader frees room, and says so
         assert got == [(i, "test-engine") for i in range(50)]
         assert closed.wait(10)
 
