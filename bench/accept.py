@@ -6,9 +6,11 @@ A grpc.aio server with the health service, alone in its process, beside a task t
 of the event loop take ``--pass-ms`` of CPU (as a thousand preparations' SSH traffic does to
 serverprep's loop). A client in another process then (1) sends ``--calls`` Check calls at once, and
 (2) opens ``--streams`` Watch streams and counts the messages of ``--flips`` status changes, each
-sent on every stream. Each round runs once with grpcio's own completion-queue reader and once with
-serverprep's (``serverprep.service.cqdrain``), alternating, each in a fresh process. Figures: wall
-time, passes of the server's loop, and how the calls ended. No root, no serverprep service.
+sent on every stream. Each round runs three ways, each in a fresh process, in turn: the server on the
+busy loop with grpcio's own completion-queue reader (``grpcio``), the same with serverprep's
+(``drain``, ``serverprep.service.cqdrain``), and the server on a loop of its own in a thread beside
+the busy one (``own-loop``, as serverprep's ``RpcLoop``). Figures: wall time, passes of the busy
+loop, and how the calls ended. No root, no serverprep service.
 """
 
 from __future__ import annotations
@@ -20,26 +22,39 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from serverprep.service.cqdrain import drain_wakeups
+from serverprep.service.rpcloop import RpcLoop
 
-READERS = ("grpcio", "drain")
+READERS = ("grpcio", "drain", "own-loop")
 SERVICE = "bench"
 NAMES = (health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING)
 
 
-async def server(reader: str, args: argparse.Namespace) -> dict:
+async def start(reader: str) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     srv = grpc.aio.server()
     servicer = health.aio.HealthServicer()
     await servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(servicer, srv)
     port = srv.add_insecure_port("127.0.0.1:0")
     await srv.start()
-    if reader == "drain" and not drain_wakeups(asyncio.get_running_loop()):
+    if reader != "grpcio" and not drain_wakeups(asyncio.get_running_loop()):
         raise SystemExit("bench: grpcio's completion-queue reader not found")
+    return srv, servicer, port
+
+
+async def server(reader: str, args: argparse.Namespace) -> dict:
+    """``own-loop``: the gRPC server on a loop of its own in a thread (as serverprep's), the busy work on this one."""
+    own = RpcLoop("bench-grpc") if reader == "own-loop" else None
+
+    async def there(coro: Any) -> Any:
+        return await (own.run(coro) if own else coro)
+
+    srv, servicer, port = await there(start(reader))
     passes = 0
 
     async def busy() -> None:
@@ -65,13 +80,15 @@ async def server(reader: str, args: argparse.Namespace) -> dict:
     await client.stdout.readline()  # every stream has its first message
     start_passes = passes
     for i in range(args.flips):
-        await servicer.set(SERVICE, NAMES[(i + 1) % 2])
+        await there(servicer.set(SERVICE, NAMES[(i + 1) % 2]))
         await asyncio.sleep(0)
     line = json.loads(await client.stdout.readline())
     result["streams"] = {**line, "passes": passes - start_passes}
     await client.wait()
     spinner.cancel()
-    await srv.stop(0)
+    await there(srv.stop(0))
+    if own:
+        own.close()
     return result
 
 
@@ -144,7 +161,7 @@ def main() -> None:
                     "--flips", str(args.flips), "--pass-ms", str(args.pass_ms)]
             out = json.loads(subprocess.run(argv, check=True, capture_output=True, text=True, timeout=900).stdout)
             b, s = out["burst"], out["streams"]
-            print(f"round {r + 1} {reader:6}: burst {b['seconds']:6.1f} s, {b['passes']} passes "
+            print(f"round {r + 1} {reader:8}: burst {b['seconds']:6.1f} s, {b['passes']} passes "
                   f"({b['passes'] / args.calls:.1f} per call), {dict(b['codes'])}; "
                   f"streams {s['seconds']:6.1f} s, {s['passes']} passes, {dict(s['codes'])}", flush=True)
 

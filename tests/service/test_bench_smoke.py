@@ -136,9 +136,9 @@ def test_sweep_bench_runs_end_to_end(tmp_path: Path) -> None:
 
 
 def test_accept_bench_runs_end_to_end(tmp_path: Path) -> None:
-    """bench/accept.py at small size: a grpc.aio server with a slowed loop, grpcio's reader and the
-    draining one. Proves it runs and that every call and stream ended well both ways; asserts nothing
-    about speed."""
+    """bench/accept.py at small size: a grpc.aio server beside a slowed loop, with grpcio's reader, the
+    draining one, and on a loop of its own. Proves it runs and that every call and stream ended well
+    all three ways; asserts nothing about speed."""
     run = subprocess.run(
         [sys.executable, str(ROOT / "bench/accept.py"), "--calls", "20", "--streams", "5", "--flips", "3", "--pass-ms", "1",
          "--rounds", "1"],
@@ -146,6 +146,6 @@ def test_accept_bench_runs_end_to_end(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     rows = [line for line in run.stdout.splitlines() if line.startswith("round 1")]
-    assert [row.split()[2].rstrip(":") for row in rows] == ["grpcio", "drain"], run.stdout
+    assert [row.split()[2].rstrip(":") for row in rows] == ["grpcio", "drain", "own-loop"], run.stdout
     for row in rows:
         assert "{'OK': 20}" in row and "timed out" not in row, row
