@@ -24,12 +24,9 @@ import array
 import asyncio
 import fcntl
 import functools
-import logging
 import socket
 import termios
 from collections.abc import Callable
-
-log = logging.getLogger(__name__)
 
 #: The grpcio class and method whose reader this replaces (checked by name: they are private).
 POLLER, READER = "PollerCompletionQueue", "_handle_events"

@@ -55,8 +55,8 @@ RPC_SECONDS = Histogram("serverprep_rpc_duration_seconds", "API call latency (st
 #: Seconds: a healthy loop is late by well under a millisecond; a starved one by seconds.
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 LOOP_LAG = Histogram("serverprep_event_loop_lag_seconds",
-                     "How late the event loop ran a timer due every 0.1 s (a sample of what calls, SSH packets and "
-                     "database answers wait for the loop).",
+                     "How late the engine loop ran a timer due every 0.1 s (a sample of what the calls' work, SSH "
+                     "packets and database answers wait for the loop; the gRPC loop that takes calls is another).",
                      buckets=LAG_BUCKETS, registry=REGISTRY)
 REJECTED = Counter("serverprep_rpc_rejected_total", "API calls refused before they ran, by reason.", ["reason"], registry=REGISTRY)
 TAKEOVERS = Counter("serverprep_replica_takeovers_total", "Preparations taken over from a silent replica, by what was done.",
@@ -72,8 +72,9 @@ def serve_metrics(listen: str) -> None:
 class LoopLag:
     """Observes ``serverprep_event_loop_lag_seconds``: a timer due every ``interval`` s, and how late it ran.
 
-    Every call, every SSH packet and every database answer waits for the one event loop; when
-    the loop is busy or cannot get a core, this samples how long they wait (ten times a second:
+    The work of every call, every SSH packet and every database answer waits for the engine loop
+    (the gRPC loop only takes calls and hands them over); when it is busy or cannot get a core,
+    this samples how long they wait (ten times a second:
     one long stall is one observation), as an operator can see it.
     """
 
