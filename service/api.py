@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable
@@ -30,8 +31,11 @@ def _rpc(method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
         async def stream(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
-                async for item in stream_on_engine(self.engine, method(self, request, context)):
-                    yield item
+                # Closed as soon as this generator is: grpc does not close a stream's generator when the
+                # client goes away mid-write, and the engine side holds a reader until it is.
+                async with contextlib.aclosing(stream_on_engine(self.engine, method(self, request, context))) as items:
+                    async for item in items:
+                        yield item
             except ServerprepError as e:
                 await context.abort_with_status(to_status(e))
 

@@ -145,8 +145,9 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 started, failure = time.perf_counter(), None
                 try:
-                    async for item in inner_stream(request, context):
-                        yield item
+                    async with contextlib.aclosing(inner_stream(request, context)) as items:
+                        async for item in items:
+                            yield item
                 except BaseException as e:
                     failure = e
                     raise

@@ -43,7 +43,11 @@ class RpcLoop:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the loop and its thread; what is still pending on it is cancelled."""
+        """Stop the loop and its thread; what is still pending on it is cancelled, its async generators closed.
+
+        It blocks the calling thread for at most about twice ``timeout``; nothing on this loop may
+        wait for the caller's loop meanwhile (the servicers' clean-up runs on the engine's side).
+        """
         if self.loop.is_closed():
             return
 
@@ -52,13 +56,17 @@ class RpcLoop:
             for task in rest:
                 task.cancel()
             await asyncio.gather(*rest, return_exceptions=True)
+            await self.loop.shutdown_asyncgens()
 
-        if self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(cancel_rest(), self.loop).result(timeout)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout)
-        if not self._thread.is_alive():
-            self.loop.close()
+        try:
+            if self._thread.is_alive():
+                asyncio.run_coroutine_threadsafe(cancel_rest(), self.loop).result(timeout)
+        finally:
+            if self._thread.is_alive():
+                self.loop.call_soon_threadsafe(self.loop.stop)
+                self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self.loop.close()
 
 
 async def on_engine(engine: asyncio.AbstractEventLoop | None, coro: Coroutine[Any, Any, T]) -> T:
@@ -100,11 +108,11 @@ async def stream_on_engine(engine: asyncio.AbstractEventLoop | None, items: Asyn
                         space.clear()
                     await space.wait()
                 here.call_soon_threadsafe(queue.put_nowait, item)
-        except asyncio.CancelledError:
-            end = asyncio.CancelledError()
-            raise
         except Exception as e:  # noqa: BLE001 - raised on the gRPC side
             end = e
+        except BaseException:  # cancelled (or the engine is going down): the stream did not end
+            end = asyncio.CancelledError()
+            raise
         finally:
             with contextlib.suppress(RuntimeError):  # the gRPC loop is closed: nobody is left to tell
                 here.call_soon_threadsafe(queue.put_nowait, end)

@@ -76,15 +76,20 @@ class Service:
         except BaseException:
             self.rpc.close()
             raise
-        if s.metrics_listen:
-            metrics.record_build()
-            metrics.serve_metrics(s.metrics_listen)
-            self.loop_lag.start()
-            log.info("metrics on http://%s/metrics", s.metrics_listen)
-        await self.replicas.start()
-        self.pruner = Pruner(self.store, s)
-        self.pruner.start()
-        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        try:
+            if s.metrics_listen:
+                metrics.record_build()
+                metrics.serve_metrics(s.metrics_listen)
+                self.loop_lag.start()
+                log.info("metrics on http://%s/metrics", s.metrics_listen)
+            await self.replicas.start()
+            self.pruner = Pruner(self.store, s)
+            self.pruner.start()
+            await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        except BaseException:  # the server listens already: it must not go on taking calls
+            await self.rpc.run(self.server.stop(0))
+            self.rpc.close()
+            raise
         self.replicas.on_storage = self._storage_health
 
     async def _serve_rpc(self, engine: asyncio.AbstractEventLoop) -> int:
@@ -129,15 +134,19 @@ class Service:
 
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.shutdown_grace if grace is None else grace
-        await self.loop_lag.stop()  # first: nothing below may leave its timer running
-        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.scheduler.shutdown(grace)
-        await self.pruner.stop()
-        await self.replicas.stop()
-        self.bus.shutdown()
-        await self.rpc.run(self.server.stop(min(grace, 5.0)))
-        self.rpc.close()
-        self.store.close()
+        try:
+            await self.loop_lag.stop()  # first: nothing below may leave its timer running
+            await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+            await self.scheduler.shutdown(grace)
+            await self.pruner.stop()
+            await self.replicas.stop()
+            self.bus.shutdown()
+        finally:  # whatever failed above, the server stops taking calls and its loop and the store close
+            try:
+                await self.rpc.run(self.server.stop(min(grace, 5.0)))
+            finally:
+                self.rpc.close()
+                self.store.close()
 
     async def __aenter__(self) -> Service:
         await self.start()
