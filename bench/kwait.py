@@ -6,6 +6,11 @@ every thread of the service (`/proc/PID/task/TID/stat`) shows each stretch in st
 (uninterruptible, inside a system call), with the kernel function it sleeps in (`wchan`) and the
 system call (`syscall`). It found the cause of those waits (bench/README.md, eighth round).
 
+A thread that writes to a full socket or pipe sleeps in state S, as an idle one does, so state D
+alone missed the tenth round's stall: grpcio's poller thread sat for minutes in
+`sock_alloc_send_pskb`, writing to a socket pair its event loop read too slowly. A thread in
+state S whose `wchan` is one of FULL_WRITES counts as blocked too.
+
 A stretch runs from its first sample in D to its last, plus one interval (50 ms): it may be that
 much too long or too short, more when the sampler itself is late, and shorter ones are missed. A
 stretch is consecutive samples in D: several short waits in a row can read as one. Reads as root:
@@ -25,8 +30,11 @@ from dataclasses import dataclass, field
 
 #: x86_64 numbers of the system calls a database or network thread sleeps in.
 SYSCALLS = {0: "read", 1: "write", 7: "poll", 17: "pread64", 18: "pwrite64", 72: "fcntl", 73: "flock", 74: "fsync", 75: "fdatasync",
-            202: "futex", 232: "epoll_wait", 281: "epoll_pwait", 56: "clone", 58: "vfork", 435: "clone3", 61: "wait4",
+            44: "sendto", 46: "sendmsg", 202: "futex", 232: "epoll_wait", 281: "epoll_pwait", 56: "clone", 58: "vfork", 435: "clone3", 61: "wait4",
             230: "clock_nanosleep"}
+#: Where a thread in state S sleeps while it writes to a socket or pipe that is full: a wait for its
+#: reader, not idleness (AF_UNIX and UDP sends; TCP; a connected AF_UNIX datagram peer; a pipe).
+FULL_WRITES = frozenset({"sock_alloc_send_pskb", "sk_stream_wait_memory", "unix_wait_for_peer", "pipe_write", "anon_pipe_write"})
 #: Sampling interval, and the shortest stretch in state D worth reporting (seconds).
 INTERVAL = 0.05
 LEAST = 0.2
@@ -34,7 +42,7 @@ LEAST = 0.2
 
 @dataclass(frozen=True)
 class Wait:
-    """One stretch of a thread in state D of at least the tracker's ``least`` seconds."""
+    """One stretch of a thread blocked (state D, or writing to a full socket or pipe) of at least the tracker's ``least`` seconds."""
 
     tid: int
     seconds: float
@@ -92,7 +100,7 @@ def _read(path: str) -> str:
 
 
 def blocked_threads(pid: int) -> dict[int, str]:
-    """The threads of ``pid`` in state D now, each with its wchan and system call."""
+    """The threads of ``pid`` blocked now (state D, or state S in one of FULL_WRITES), each with its wchan and system call."""
     blocked = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")
@@ -100,9 +108,12 @@ def blocked_threads(pid: int) -> dict[int, str]:
         return {}
     for tid in tids:
         stat = _read(f"/proc/{pid}/task/{tid}/stat")
-        if not stat or stat.rsplit(")", 1)[1].split()[0] != "D":
+        state = stat.rsplit(")", 1)[1].split()[0] if stat else ""
+        if state not in ("D", "S"):
             continue
         wchan = _read(f"/proc/{pid}/task/{tid}/wchan") or "?"
+        if state == "S" and wchan not in FULL_WRITES:
+            continue
         blocked[int(tid)] = f"{wchan} ({_call(_read(f'/proc/{pid}/task/{tid}/syscall').split(' ', 1)[0])})"
     return blocked
 
@@ -125,7 +136,8 @@ class Report:
 
     def summary(self) -> str:
         """One line for the bench's report (which samples at the defaults)."""
-        head = f"Its threads blocked in the kernel (state D, sampled every {INTERVAL * 1000:g} ms) for {LEAST:g} s or more: "
+        head = (f"Its threads blocked in the kernel (state D, or writing to a full socket or pipe; sampled every {INTERVAL * 1000:g} ms) "
+                f"for {LEAST:g} s or more: ")
         seen = (f"{len(self.waits)} times, the longest " + ", ".join(w.describe() for w in self.waits[:3])
                 if self.waits else "never")
         return head + seen + (f" (sampling stopped early: {self.failure})" if self.failure else "")

@@ -106,3 +106,50 @@ def test_watch_sees_a_real_process_held_in_the_kernel_and_nothing_while_it_sleep
     assert len(held.waits) == 1, held
     assert held.waits[0].tid == child.pid and held.waits[0].where.endswith(" (clock_nanosleep)")
     assert 0.4 <= held.waits[0].seconds <= 1.0, held
+
+
+
+# Each says so on stderr once it has started, then waits for a line on stdin before it writes.
+WRITERS = {
+    # to a socket pair nobody reads, until the kernel's buffer is full
+    "socket pair": "import socket, sys; a, b = socket.socketpair(); print(file=sys.stderr, flush=True); sys.stdin.readline(); "
+                   "a.sendall(b'x' * 50_000_000)",
+    # to its stdout, a pipe the test does not read
+    "pipe": "import os, sys; print(file=sys.stderr, flush=True); sys.stdin.readline(); os.write(1, b'x' * 50_000_000)",
+}
+
+
+@pytest.mark.parametrize("kind", WRITERS)
+def test_watch_sees_a_thread_writing_to_a_full_socket_or_pipe_and_not_one_waiting_to_read(kwait: ModuleType, kind: str) -> None:
+    """Proves, on this machine's kernel: a process blocked writing to a full socket pair or pipe
+    (state S, which an idle thread is in too) is reported once while the watch lasts (0.6 s), with
+    the kernel function it waits in; before that, the same process blocked reading its stdin for as
+    long is not. Needs no root: a process may read its own child's wchan. Does not prove that
+    grpcio's poller blocks in a run (the tenth round's sampler saw that)."""
+    child = subprocess.Popen([sys.executable, "-c", WRITERS[kind]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    assert child.stdin is not None and child.stderr is not None
+    try:
+        child.stderr.readline()  # started: what start-up waits for (loading pages, state D) is not watched
+        with kwait.watch(child.pid) as reading:
+            time.sleep(0.6)
+        child.stdin.write(b"go\n")
+        child.stdin.flush()
+        _until_in(child.pid, kwait.FULL_WRITES)
+        with kwait.watch(child.pid) as writing:
+            time.sleep(0.6)
+    finally:
+        child.kill()
+        child.wait()
+    assert reading.waits == [] and reading.failure == "" and writing.failure == ""
+    assert len(writing.waits) == 1, writing
+    assert writing.waits[0].where.split(" ")[0] in kwait.FULL_WRITES, writing
+    assert 0.4 <= writing.waits[0].seconds <= 1.0, writing
+
+
+def _until_in(pid: int, wchans: frozenset[str], timeout: float = 30.0) -> None:
+    """Wait until ``pid`` sleeps in one of ``wchans`` (it got to its write, however busy the machine)."""
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}/wchan").read_text() not in wchans:
+        assert time.monotonic() < deadline, f"never blocked in {sorted(wchans)}"
+        time.sleep(0.01)
