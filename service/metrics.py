@@ -44,9 +44,9 @@ LOG_HOLDS = Counter("serverprep_log_holds_total", "Times the log backlog filled 
 LOG_LINES = Counter("serverprep_log_lines_stored_total", "Log entries stored.", registry=REGISTRY)
 LOG_LINES_DROPPED = Counter("serverprep_log_lines_dropped_total", "Command output lines counted but not stored (output limit).",
                             registry=REGISTRY)
-DB_TRANSACTIONS = Counter("serverprep_db_calls_total", "Calls to the database thread, by kind (read or write).",
+DB_TRANSACTIONS = Counter("serverprep_db_calls_total", "Calls to the database threads, by kind (read, write, or checkpoint: the WAL copied back beside the writer).",
                           ["kind"], registry=REGISTRY)
-DB_SECONDS = Histogram("serverprep_db_call_seconds", "Time a database call took on the database thread.",
+DB_SECONDS = Histogram("serverprep_db_call_seconds", "Time a database call took on its database thread.",
                        ["kind"], buckets=RPC_BUCKETS, registry=REGISTRY)
 RPCS = Counter("serverprep_rpc_requests_total", "API calls handled, by method and gRPC status code.",
                ["method", "code"], registry=REGISTRY)

@@ -21,6 +21,7 @@ from serverprep.service import metrics
 from serverprep.service.aio import run_to_end
 from serverprep.service.errors import StorageError
 from serverprep.service.secretbox import SecretBox
+from serverprep.service.store import checkpoint
 from serverprep.service.store.models import db
 
 P = ParamSpec("P")
@@ -32,6 +33,8 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",
     "foreign_keys": 1,
     "busy_timeout": 10_000,
+    "wal_autocheckpoint": checkpoint.WAL_PAGES,
+    "journal_size_limit": 4 * 1024 * 1024,  # the WAL file's size once it starts over
 }
 
 
@@ -144,6 +147,7 @@ class Worker:
         # SQLite: the file this process opened, to notice when it is deleted or replaced under it.
         self._file = Path(path) if isinstance(session.database, peewee.SqliteDatabase) and path != ":memory:" else None
         self._file_id: tuple[int, int] | None = None
+        self._checkpointer = checkpoint.Checkpointer(session.database, checkpoint.CHECKPOINT_INTERVAL) if self._file is not None else None
 
     async def call(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
@@ -226,6 +230,8 @@ class Worker:
             if not session.database.is_closed():
                 session.database.close()
 
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         for executor in (self._reader, self._writer):
             with contextlib.suppress(RuntimeError):  # already shut down
                 executor.submit(_close, self.session).result()
