@@ -100,7 +100,7 @@ def _read(path: str) -> str:
 
 
 def blocked_threads(pid: int) -> dict[int, str]:
-    """The threads of ``pid`` blocked now (state D, or state S in one of FULL_WRITES), each with its wchan and system call."""
+    """The threads of ``pid`` blocked now (state D, or state S in one of FULL_WRITES), each with its wchan, system call and name."""
     blocked = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")
@@ -114,7 +114,8 @@ def blocked_threads(pid: int) -> dict[int, str]:
         wchan = _read(f"/proc/{pid}/task/{tid}/wchan") or "?"
         if state == "S" and wchan not in FULL_WRITES:
             continue
-        blocked[int(tid)] = f"{wchan} ({_call(_read(f'/proc/{pid}/task/{tid}/syscall').split(' ', 1)[0])})"
+        call = _call(_read(f"/proc/{pid}/task/{tid}/syscall").split(" ", 1)[0])
+        blocked[int(tid)] = f"{wchan} ({call}), thread {_read(f'/proc/{pid}/task/{tid}/comm').strip() or '?'}"
     return blocked
 
 

@@ -104,7 +104,7 @@ def test_watch_sees_a_real_process_held_in_the_kernel_and_nothing_while_it_sleep
         child.wait()
     assert asleep.waits == [] and asleep.failure == "" and held.failure == ""
     assert len(held.waits) == 1, held
-    assert held.waits[0].tid == child.pid and held.waits[0].where.endswith(" (clock_nanosleep)")
+    assert held.waits[0].tid == child.pid and held.waits[0].where.split(", thread ")[0].endswith(" (clock_nanosleep)")
     assert 0.4 <= held.waits[0].seconds <= 1.0, held
 
 
@@ -144,6 +144,7 @@ def test_watch_sees_a_thread_writing_to_a_full_socket_or_pipe_and_not_one_waitin
     assert reading.waits == [] and reading.failure == "" and writing.failure == ""
     assert len(writing.waits) == 1, writing
     assert writing.waits[0].where.split(" ")[0] in kwait.FULL_WRITES, writing
+    assert writing.waits[0].where.endswith(f", thread {Path(sys.executable).name[:15]}"), writing  # the kernel's comm
     assert 0.4 <= writing.waits[0].seconds <= 1.0, writing
 
 
