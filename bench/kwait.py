@@ -9,11 +9,13 @@ system call (`syscall`). It found the cause of those waits (bench/README.md, eig
 A thread that writes to a full socket or pipe sleeps in state S, as an idle one does, so state D
 alone missed the tenth round's stall: grpcio's poller thread sat for minutes in
 `sock_alloc_send_pskb`, writing to a socket pair its event loop read too slowly. A thread in
-state S whose `wchan` is one of FULL_WRITES counts as blocked too.
+state S whose `wchan` is one of FULL_WRITES counts as blocked too. Each thread is named by its
+`comm`; Python 3.11 does not name its threads there, so every Python thread of the service reads
+as the process's name (`serverprep`), and only threads that C code named stand apart.
 
-A stretch runs from its first sample in D to its last, plus one interval (50 ms): it may be that
+A stretch runs from its first sample blocked to its last, plus one interval (50 ms): it may be that
 much too long or too short, more when the sampler itself is late, and shorter ones are missed. A
-stretch is consecutive samples in D: several short waits in a row can read as one. Reads as root:
+stretch is consecutive samples blocked: several short waits in a row can read as one. Reads as root:
 other users may not see another process's `wchan` or `syscall`. System call names are x86_64's.
 """
 
@@ -34,8 +36,9 @@ SYSCALLS = {0: "read", 1: "write", 7: "poll", 17: "pread64", 18: "pwrite64", 72:
             230: "clock_nanosleep"}
 #: Where a thread in state S sleeps while it writes to a socket or pipe that is full: a wait for its
 #: reader, not idleness (AF_UNIX and UDP sends; TCP; a connected AF_UNIX datagram peer; a pipe).
-FULL_WRITES = frozenset({"sock_alloc_send_pskb", "sk_stream_wait_memory", "unix_wait_for_peer", "pipe_write", "anon_pipe_write"})
-#: Sampling interval, and the shortest stretch in state D worth reporting (seconds).
+FULL_WRITES = frozenset({"sock_alloc_send_pskb", "sk_stream_wait_memory", "sock_wait_for_wmem", "unix_wait_for_peer", "pipe_write",
+                         "anon_pipe_write"})
+#: Sampling interval, and the shortest blocked stretch worth reporting (seconds).
 INTERVAL = 0.05
 LEAST = 0.2
 
@@ -61,7 +64,7 @@ class _Stretch:
 
 @dataclass
 class Tracker:
-    """Stretches of state D per thread, from samples taken every ``interval`` s (the bookkeeping,
+    """Blocked stretches per thread, from samples taken every ``interval`` s (the bookkeeping,
     apart from /proc). A stretch is told by where most of its samples found the thread (its first
     may catch it on the way in)."""
 
@@ -71,7 +74,7 @@ class Tracker:
     _open: dict[int, _Stretch] = field(default_factory=dict)
 
     def sample(self, now: float, blocked: dict[int, str]) -> None:
-        """``blocked``: the threads in state D at ``now``, each with where it sleeps."""
+        """``blocked``: the threads blocked at ``now``, each with where it sleeps."""
         for tid, where in blocked.items():
             stretch = self._open.setdefault(tid, _Stretch(now, now))
             stretch.last = now

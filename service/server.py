@@ -55,6 +55,13 @@ class Service:
         s = self.settings
         check_exposure(s.listen, tls=s.tls_cert is not None, token=bool(s.token), insecure=s.insecure)
         self.store = Store(s.url, SecretBox.load(s.data_dir))
+        try:
+            await self._start(s)
+        except BaseException:  # nothing of it may stay: the store's threads and connections too
+            self.store.close()
+            raise
+
+    async def _start(self, s: Settings) -> None:
         applied = await self.store.migrate()
         drivers = self.drivers or DriverRegistry.default()
         log.info("serverprep %s (%s), replica %r, database %s at schema %d%s, drivers %s",

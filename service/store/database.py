@@ -147,7 +147,7 @@ class Worker:
         # SQLite: the file this process opened, to notice when it is deleted or replaced under it.
         self._file = Path(path) if isinstance(session.database, peewee.SqliteDatabase) and path != ":memory:" else None
         self._file_id: tuple[int, int] | None = None
-        self._checkpointer = checkpoint.Checkpointer(session.database, checkpoint.CHECKPOINT_INTERVAL) if self._file is not None else None
+        self._checkpointer = checkpoint.Checkpointer(self._file, checkpoint.CHECKPOINT_INTERVAL) if self._file is not None else None
 
     async def call(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()

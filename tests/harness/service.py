@@ -27,7 +27,7 @@ class ServiceThread:
     """A Service on 127.0.0.1:<free port>, its event loop in a background thread."""
 
     def __init__(self, data_dir: Path, *, drivers: DriverRegistry | None = None, **settings: object):
-        self.settings = Settings(listen="127.0.0.1:0", data_dir=data_dir, **{**TEST_SETTINGS, **settings})  # type: ignore[arg-type]
+        self.settings = Settings(data_dir=data_dir, **{"listen": "127.0.0.1:0", **TEST_SETTINGS, **settings})  # type: ignore[arg-type]
         self.drivers = drivers
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="serverprep-test-service", daemon=True)

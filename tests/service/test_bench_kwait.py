@@ -126,21 +126,20 @@ def test_watch_sees_a_thread_writing_to_a_full_socket_or_pipe_and_not_one_waitin
     the kernel function it waits in; before that, the same process blocked reading its stdin for as
     long is not. Needs no root: a process may read its own child's wchan. Does not prove that
     grpcio's poller blocks in a run (the tenth round's sampler saw that)."""
-    child = subprocess.Popen([sys.executable, "-c", WRITERS[kind]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
-    assert child.stdin is not None and child.stderr is not None
-    try:
-        child.stderr.readline()  # started: what start-up waits for (loading pages, state D) is not watched
-        with kwait.watch(child.pid) as reading:
-            time.sleep(0.6)
-        child.stdin.write(b"go\n")
-        child.stdin.flush()
-        _until_in(child.pid, kwait.FULL_WRITES)
-        with kwait.watch(child.pid) as writing:
-            time.sleep(0.6)
-    finally:
-        child.kill()
-        child.wait()
+    with subprocess.Popen([sys.executable, "-c", WRITERS[kind]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as child:
+        assert child.stdin is not None and child.stderr is not None
+        try:
+            child.stderr.readline()  # started: what start-up waits for (loading pages, state D) is not watched
+            with kwait.watch(child.pid) as reading:
+                time.sleep(0.6)
+            child.stdin.write(b"go\n")
+            child.stdin.flush()
+            _until_in(child.pid, kwait.FULL_WRITES)
+            with kwait.watch(child.pid) as writing:
+                time.sleep(0.6)
+        finally:
+            child.kill()
     assert reading.waits == [] and reading.failure == "" and writing.failure == ""
     assert len(writing.waits) == 1, writing
     assert writing.waits[0].where.split(" ")[0] in kwait.FULL_WRITES, writing

@@ -1,6 +1,6 @@
 """The gRPC server on a loop of its own (serverprep.service.rpcloop) as the Service wires it: calls
 answered from that thread, health set on it, and nothing left listening or running after a stop or
-after a start that failed once the server was listening."""
+after a start that failed, before or once the server was listening."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ from harness.service import ServiceThread
 
 def grpc_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name == "serverprep-grpc" and t.is_alive()]
+
+
+def store_threads() -> list[str]:
+    """The store's own thread that outlives any call (its executors' threads end with their work or at exit)."""
+    return [t.name for t in threading.enumerate() if t.name == "serverprep-db-checkpoint" and t.is_alive()]
 
 
 def refused(port: int) -> bool:
@@ -41,7 +46,7 @@ def test_calls_go_through_the_grpc_thread_and_stop_ends_it(tmp_path):
 
 
 def test_a_start_that_fails_after_listening_stops_the_server(tmp_path):
-    before = len(grpc_threads())
+    before, stores = len(grpc_threads()), len(store_threads())
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
@@ -52,7 +57,26 @@ def test_a_start_that_fails_after_listening_stops_the_server(tmp_path):
         assert svc.service.port, "the API server was listening before the failure"
         assert refused(svc.service.port)
         assert len(grpc_threads()) == before
+        assert len(store_threads()) == stores, "the store was not closed"
     finally:
         taken.close()
         svc.service = None  # nothing to stop
+        svc.stop()
+
+
+def test_a_start_that_fails_before_listening_closes_the_store(tmp_path):
+    """The API port is taken: the start fails before anything listens, and the store it opened is closed."""
+    before, stores = len(grpc_threads()), len(store_threads())
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    svc = ServiceThread(tmp_path, listen=f"127.0.0.1:{taken.getsockname()[1]}")
+    try:
+        with pytest.raises(RuntimeError):
+            svc.start()
+        assert len(grpc_threads()) == before
+        assert len(store_threads()) == stores, "the store was not closed"
+    finally:
+        taken.close()
+        svc.service = None
         svc.stop()
