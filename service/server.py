@@ -52,52 +52,48 @@ class Service:
         self.loop_lag = metrics.LoopLag()
 
     async def start(self) -> None:
+        """Open the store, then the gRPC server, then the rest. Should a step fail, what the steps
+        before it opened is closed again, last first: nothing listens or runs after a failed start."""
         s = self.settings
         check_exposure(s.listen, tls=s.tls_cert is not None, token=bool(s.token), insecure=s.insecure)
-        self.store = Store(s.url, SecretBox.load(s.data_dir))
-        try:
-            await self._start(s)
-        except BaseException:  # nothing of it may stay: the store's threads and connections too
-            self.store.close()
-            raise
-
-    async def _start(self, s: Settings) -> None:
-        applied = await self.store.migrate()
-        drivers = self.drivers or DriverRegistry.default()
-        log.info("serverprep %s (%s), replica %r, database %s at schema %d%s, drivers %s",
-                 _version("serverprep"), ", ".join(f"{p} {_version(p)}" for p in ("grpcio", "asyncssh", "peewee")),
-                 s.replica, safe_url(s.url), LATEST, f" (applied migrations {applied})" if applied else "",
-                 ", ".join(drivers.names()))
-        self.bus = LogBus(self.store, s.stream_backlog, s.max_log_lines, s.max_log_bytes, keep_bytes=s.stream_backlog_bytes,
-                          backlog_bytes=s.max_unstored_bytes)
-        runner = PreparationRunner(self.store, drivers, s)
-        self.scheduler = Scheduler(self.store, self.bus, runner, s)
-        self.replicas = Replicas(self.store, self.bus, self.scheduler, s)
-        self.preparations = Preparations(self.store, self.bus, self.scheduler, self.replicas, runner)
-        self.health = health.aio.HealthServicer()
-        await self.replicas.claim()
-        engine = asyncio.get_running_loop()
-        self.rpc = RpcLoop()
-        try:
-            self.port = await self.rpc.run(self._serve_rpc(engine))
-        except BaseException:
-            self.rpc.close()
-            raise
-        try:
+        async with contextlib.AsyncExitStack() as undo:
+            self.store = Store(s.url, SecretBox.load(s.data_dir))
+            undo.callback(self.store.close)
+            applied = await self.store.migrate()
+            drivers = self.drivers or DriverRegistry.default()
+            log.info("serverprep %s (%s), replica %r, database %s at schema %d%s, drivers %s",
+                     _version("serverprep"), ", ".join(f"{p} {_version(p)}" for p in ("grpcio", "asyncssh", "peewee")),
+                     s.replica, safe_url(s.url), LATEST, f" (applied migrations {applied})" if applied else "",
+                     ", ".join(drivers.names()))
+            self.bus = LogBus(self.store, s.stream_backlog, s.max_log_lines, s.max_log_bytes, keep_bytes=s.stream_backlog_bytes,
+                              backlog_bytes=s.max_unstored_bytes)
+            runner = PreparationRunner(self.store, drivers, s)
+            self.scheduler = Scheduler(self.store, self.bus, runner, s)
+            self.replicas = Replicas(self.store, self.bus, self.scheduler, s)
+            self.preparations = Preparations(self.store, self.bus, self.scheduler, self.replicas, runner)
+            self.health = health.aio.HealthServicer()
+            await self.replicas.claim()
+            self.rpc = RpcLoop()
+            undo.callback(self.rpc.close)
+            self.port = await self.rpc.run(self._serve_rpc(asyncio.get_running_loop()))
+            undo.push_async_callback(self._stop_server)  # it listens: it must not go on taking calls
             if s.metrics_listen:
                 metrics.record_build()
                 metrics.serve_metrics(s.metrics_listen)
                 self.loop_lag.start()
+                undo.push_async_callback(self.loop_lag.stop)
                 log.info("metrics on http://%s/metrics", s.metrics_listen)
             await self.replicas.start()
+            undo.push_async_callback(self.replicas.stop)
             self.pruner = Pruner(self.store, s)
             self.pruner.start()
+            undo.push_async_callback(self.pruner.stop)
             await self._set_health(health_pb2.HealthCheckResponse.SERVING)
-        except BaseException:  # the server listens already: it must not go on taking calls
-            await self.rpc.run(self.server.stop(0))
-            self.rpc.close()
-            raise
+            undo.pop_all()  # started: from now on stop() closes all of it
         self.replicas.on_storage = self._storage_health
+
+    async def _stop_server(self, grace: float = 0.0) -> None:
+        await self.rpc.run(self.server.stop(grace))
 
     async def _serve_rpc(self, engine: asyncio.AbstractEventLoop) -> int:
         """On the gRPC loop: the server with every servicer, listening; returns its port."""
@@ -150,7 +146,7 @@ class Service:
             self.bus.shutdown()
         finally:  # whatever failed above, the server stops taking calls and its loop and the store close
             try:
-                await self.rpc.run(self.server.stop(min(grace, 5.0)))
+                await self._stop_server(min(grace, 5.0))
             finally:
                 self.rpc.close()
                 self.store.close()
