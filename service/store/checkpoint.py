@@ -38,7 +38,7 @@ class Checkpointer:
 
     def __init__(self, path: Path, interval: float):
         self._path = path.resolve()
-        self._file = _identity(self._path)
+        self._file = file_identity(self._path)
         self._interval = interval
         self._connection: sqlite3.Connection | None = None
         self._stop = threading.Event()
@@ -57,11 +57,11 @@ class Checkpointer:
         started = time.perf_counter()
         try:
             if self._connection is None:
-                if _identity(self._path) != self._file:
+                if file_identity(self._path) != self._file:
                     return  # removed or replaced: not ours to write into
                 self._connection = _connect(self._path)
             self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as e:
+        except (sqlite3.Error, OSError) as e:
             if not self._failing:
                 log.warning("copying the SQLite WAL back into the database failed (tried again every %g s): %s", self._interval, e)
             self._failing = True
@@ -89,9 +89,10 @@ def _connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, check_same_thread=False)  # rw: never creates it
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, None when there is none: a file replaced there has another."""
     try:
         st = os.stat(path)
-    except OSError:
+    except FileNotFoundError:
         return None
     return st.st_dev, st.st_ino

@@ -205,11 +205,7 @@ class Worker:
         """Refuse to go on when the SQLite file was removed or replaced: what is written would be lost."""
         if self._file is None:
             return
-        try:
-            st = os.stat(self._file)
-            now = (st.st_dev, st.st_ino)
-        except FileNotFoundError:
-            now = None
+        now = checkpoint.file_identity(self._file)
         if self._file_id is None and now is not None:
             self._file_id = now
         if now is None or now != self._file_id:

@@ -108,7 +108,6 @@ def test_watch_sees_a_real_process_held_in_the_kernel_and_nothing_while_it_sleep
     assert 0.4 <= held.waits[0].seconds <= 1.0, held
 
 
-
 # Each says so on stderr once it has started, then waits for a line on stdin before it writes.
 WRITERS = {
     # to a socket pair nobody reads, until the kernel's buffer is full
