@@ -109,6 +109,14 @@ def bare(fn: Callable[P, T]) -> Callable[P, T]:
     return fn
 
 
+def urgent(fn: Callable[P, T]) -> Callable[P, T]:
+    """Marks a write that a client's call waits for (a new preparation, a cancel, a server's
+    record): it commits ahead of the background writes (steps' changes, output), and a group
+    commit of those stops early for it, after the write it is running (see ``Worker``)."""
+    fn.urgent = True  # type: ignore[attr-defined]
+    return fn
+
+
 def writes_alone(fn: Callable[P, T]) -> Callable[P, T]:
     """Marks a write that must run outside any transaction (VACUUM, migrations): it runs by itself."""
     fn.writes = "alone"  # type: ignore[attr-defined]
@@ -141,7 +149,8 @@ class Worker:
         db.initialize(session.database)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serverprep-db-write")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serverprep-db-read")
-        self._waiting: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
+        self._waiting: list[Waiting] = []  # background writes, in the order they came
+        self._urgent: list[Waiting] = []  # writes a client's call awaits: committed first
         self._committer: asyncio.Task[None] | None = None
         path = getattr(session.database, "database", "")
         # SQLite: the file this process opened, to notice when it is deleted or replaced under it.
@@ -154,7 +163,7 @@ class Worker:
         kind = getattr(fn, "writes", False)
         if kind is True:
             future: asyncio.Future[T] = loop.create_future()
-            self._waiting.append((fn, args, kwargs, future))
+            (self._urgent if getattr(fn, "urgent", False) else self._waiting).append((fn, args, kwargs, future))
             if self._committer is None or self._committer.done():
                 self._committer = loop.create_task(self._commit_waiting(), name="serverprep-db-commit")
             return await run_to_end(future)
@@ -163,19 +172,27 @@ class Worker:
 
     async def _commit_waiting(self) -> None:
         loop = asyncio.get_running_loop()
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
+        while self._urgent or self._waiting:
+            if self._urgent:
+                batch, self._urgent, cut = self._urgent, [], None
+            else:
+                batch, self._waiting, cut = self._waiting, [], self._urgent_waits
             try:
-                outcomes = await loop.run_in_executor(self._writer, self.guarded, _group, [(f, a, k) for f, a, k, _ in batch])
+                outcomes = await loop.run_in_executor(self._writer, self.guarded, _group, [(f, a, k) for f, a, k, _ in batch], cut)
             except BaseException as e:  # the transaction failed as a whole (disk full, database gone)
                 outcomes = [(False, e)] * len(batch)
-            for (_, _, _, future), (ok, value) in zip(batch, outcomes, strict=True):
+            self._waiting[:0] = batch[len(outcomes):]  # cut short for an urgent write: next after it
+            for (_, _, _, future), (ok, value) in zip(batch, outcomes, strict=False):
                 if future.done():
                     continue
                 if ok:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+
+    def _urgent_waits(self) -> bool:
+        """Read by the writer thread between two writes of a group (a list's length: no lock needed)."""
+        return bool(self._urgent)
 
     def _timed(self, kind: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         started = time.perf_counter()
@@ -239,13 +256,14 @@ class Worker:
 BROKEN = (peewee.OperationalError, peewee.InterfaceError, sqlite3.OperationalError, sqlite3.InterfaceError)
 
 Batch = list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]
+Waiting = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]
 
 
 class _BareWriteFailed(Exception):
     """A write marked ``bare`` raised: its group is rolled back and runs again in savepoints."""
 
 
-def _group(session: Session, batch: Batch) -> list[tuple[bool, Any]]:
+def _group(session: Session, batch: Batch, cut: Callable[[], bool] | None = None) -> list[tuple[bool, Any]]:
     """Run writes in one transaction; (ok, result or error) for each, as if each had run alone.
 
     Each write runs in a savepoint of its own, so that one refusal (a unique index, an active
@@ -254,16 +272,19 @@ def _group(session: Session, batch: Batch) -> list[tuple[bool, Any]]:
     back while the event loop is busy. Should a bare write raise all the same, the transaction is
     rolled back and the group runs again with every write in a savepoint (a lone write is just
     rolled back).
+
+    ``cut``, asked after each write but the last, stops the group there when it says so: what ran
+    commits and the outcomes are that many, fewer than the writes; the rest did not run.
     """
     try:
-        return _run_group(session, batch, trust_bare=True)
+        return _run_group(session, batch, trust_bare=True, cut=cut)
     except _BareWriteFailed as failed:
         if len(batch) == 1:
             return [(False, failed.__cause__)]
-    return _run_group(session, batch, trust_bare=False)
+    return _run_group(session, batch, trust_bare=False, cut=cut)
 
 
-def _run_group(session: Session, batch: Batch, trust_bare: bool) -> list[tuple[bool, Any]]:
+def _run_group(session: Session, batch: Batch, trust_bare: bool, cut: Callable[[], bool] | None) -> list[tuple[bool, Any]]:
     outcomes: list[tuple[bool, Any]] = []
     with write_transaction(session.database):
         for fn, args, kwargs in batch:
@@ -277,6 +298,8 @@ def _run_group(session: Session, batch: Batch, trust_bare: bool) -> list[tuple[b
                 if not alone:
                     raise _BareWriteFailed from e  # leaves the transaction: it rolls back
                 outcomes.append((False, e))
+            if cut is not None and len(outcomes) < len(batch) and cut():
+                break  # what ran commits now; the rest waits for the next group
     return outcomes
 
 

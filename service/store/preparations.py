@@ -14,7 +14,7 @@ from serverprep.service.domain import Options, Preparation, PrepChange, PrepStat
 from serverprep.service.errors import NotRetryable, PreparationActive, PreparationNotFound, RequestIdReused
 from serverprep.service.store import rows
 from serverprep.service.store.compiled import Compiled
-from serverprep.service.store.database import Session, bare, writes
+from serverprep.service.store.database import Session, bare, urgent, writes
 from serverprep.service.store.models import PreparationRow, ServerRow, StepRow
 from serverprep.service.store.servers import active_preparation_id, server_id
 
@@ -58,6 +58,7 @@ def _by_request_id(server_id: int, request_id: str) -> str | None:
     return row[0] if row else None
 
 
+@urgent
 @writes
 def create(
     s: Session, server_name: str, options: Options, request_id: str, step_names: Sequence[str], owner: str = ""
@@ -190,6 +191,7 @@ def start_running(s: Session, prep_id: str, owner: str, started_at: float) -> bo
     return bool(_START.rows_affected(id=prep_id, owner=owner, started_at=started_at, now=time.time()))
 
 
+@urgent
 @writes
 def reset_for_retry(s: Session, prep_id: str, owner: str = "") -> Preparation:
     """FAILED/CANCELLED → PENDING with a new attempt; steps not done go back to PENDING.
@@ -226,6 +228,7 @@ def reset_for_retry(s: Session, prep_id: str, owner: str = "") -> Preparation:
     return get(s, prep_id)
 
 
+@urgent
 @writes
 def cancel_pending(s: Session, prep_id: str, message: str) -> bool:
     """PENDING → CANCELLED, only while nobody has started it."""
@@ -236,6 +239,7 @@ def cancel_pending(s: Session, prep_id: str, message: str) -> bool:
     )
 
 
+@urgent
 @writes
 def request_cancel(s: Session, prep_id: str) -> None:
     """Ask the replica that runs a preparation to cancel it (it sees this with its heartbeat)."""

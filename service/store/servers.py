@@ -11,10 +11,11 @@ from serverprep.service.domain import PreparationSummary, PrepState, Secrets, Se
 from serverprep.service.errors import PreparationActive, ServerExists, ServerNotFound
 from serverprep.service.store import rows
 from serverprep.service.store.compiled import Compiled
-from serverprep.service.store.database import Session, writes
+from serverprep.service.store.database import Session, urgent, writes
 from serverprep.service.store.models import LogRow, PreparationRow, ServerRow, StepRow
 
 
+@urgent
 @writes
 def create(s: Session, spec: ServerSpec) -> Server:
     try:
@@ -89,6 +90,7 @@ def active_preparation_id(server_id: int) -> str | None:
     return row.id if row else None
 
 
+@urgent
 @writes
 def delete(s: Session, name: str) -> None:
     with s.database.atomic():
@@ -104,6 +106,7 @@ def delete(s: Session, name: str) -> None:
         ServerRow.delete().where(ServerRow.id == server.id).execute()
 
 
+@urgent
 @writes
 def update(s: Session, name: str, change: ServerChange) -> Server:
     """Apply a change (credentials sealed here). Refused while the server is being prepared."""

@@ -1,0 +1,134 @@
+"""Writes a client's call waits for (``urgent``) go ahead of the background writes in the group commit
+(serverprep.service.store.database.Worker).
+
+Proves, on real SQLite and PostgreSQL, with writes that block in the writer thread until the test
+lets them go, so that what runs when is decided by the test and not by timing:
+- a group of background writes that is running when an urgent write arrives stops after its
+  current write and commits it; the urgent write commits next, alone, and is answered while the
+  group's other writes have not run yet; those then run in their order, before a background write
+  queued after them, each answered with its own result;
+- the queries behind ``Prepare``, ``Retry``, ``Cancel`` and the server calls are the ones marked.
+It does not prove how long a ``Prepare`` waits under load: that is bench/fleet.py's probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from serverprep.service.secretbox import SecretBox
+from serverprep.service.store import Store, preparations, servers
+from serverprep.service.store.database import bare, urgent, writes
+
+BOX = SecretBox.from_passphrase("test key")
+WAIT = 30  # seconds: only reached when the code under test is broken
+
+
+def test_a_running_group_stops_for_an_urgent_write_which_commits_next_alone(database_url):
+    store = Store(database_url, BOX)
+    ran: list[str] = []
+    gates = {name: threading.Event() for name in ("b1", "b2")}
+    started = {name: threading.Event() for name in ("b1", "b2")}
+
+    def insert(s, name):
+        s.database.execute_sql(f"INSERT INTO scratch (name) VALUES ({s.database.param})", (name,))
+
+    @bare
+    @writes
+    def background(s, name):
+        ran.append(name)
+        insert(s, name)
+        if name in gates:
+            started[name].set()
+            assert gates[name].wait(WAIT), f"{name} was never let go"
+        return name
+
+    @urgent
+    @writes
+    def client_write(s, name):
+        ran.append(name)
+        insert(s, name)
+        return name
+
+    @writes
+    def stored(s):
+        return sorted(row[0] for row in s.database.execute_sql("SELECT name FROM scratch"))
+
+    async def seen_from_elsewhere():
+        return await store.worker.call(lambda s: sorted(r[0] for r in s.database.execute_sql("SELECT name FROM scratch")))
+
+    async def scenario():
+        await store.migrate()
+        await store.worker.call(writes(lambda s: s.database.execute_sql("CREATE TABLE scratch (name VARCHAR(20) PRIMARY KEY)")))
+        group = [asyncio.ensure_future(store.worker.call(background, name)) for name in ("b1", "b2", "b3")]
+        try:
+            assert await asyncio.to_thread(started["b1"].wait, WAIT)
+            client = asyncio.ensure_future(store.worker.call(client_write, "u"))
+            later = asyncio.ensure_future(store.worker.call(background, "b4"))  # queued after the group: runs after its rest
+            await asyncio.sleep(0)  # both calls are queued
+            gates["b1"].set()
+            answer = await asyncio.wait_for(asyncio.shield(client), WAIT)
+            assert await asyncio.to_thread(started["b2"].wait, WAIT)  # the rest of the group runs again, after it
+            visible = await seen_from_elsewhere()  # the reader's connection sees only what committed
+            pending = [f.done() for f in group]
+        finally:
+            for gate in gates.values():  # a failure above must not leave the writer thread waiting
+                gate.set()
+        answers = await asyncio.wait_for(asyncio.gather(*group, later), WAIT)
+        return answer, visible, pending, answers, await store.worker.call(stored)
+
+    try:
+        answer, visible, pending, answers, names = asyncio.run(scenario())
+    finally:
+        store.close()
+    assert ran == ["b1", "u", "b2", "b3", "b4"]  # without the lane or the cut: b1, b2, b3, u
+    assert answer == "u"
+    assert visible == ["b1", "u"]  # b1 committed when the group stopped; b2 is running, not committed
+    assert pending == [True, False, False]  # b1 answered with its commit; b2 and b3 not yet
+    assert answers == ["b1", "b2", "b3", "b4"]
+    assert names == ["b1", "b2", "b3", "b4", "u"]
+
+
+def test_urgent_writes_queued_with_background_ones_commit_before_them(database_url):
+    """A background write and an urgent one queued while an urgent write commits: the urgent one goes first."""
+    store = Store(database_url, BOX)
+    ran: list[str] = []
+    gate, started = threading.Event(), threading.Event()
+
+    @urgent
+    @writes
+    def client_write(s, name):
+        ran.append(name)
+        if name == "u1":
+            started.set()
+            assert gate.wait(WAIT)
+        return name
+
+    @writes
+    def background(s, name):
+        ran.append(name)
+        return name
+
+    async def scenario():
+        await store.migrate()
+        first = asyncio.ensure_future(store.worker.call(client_write, "u1"))
+        assert await asyncio.to_thread(started.wait, WAIT)
+        rest = [asyncio.ensure_future(store.worker.call(background, "b1")), asyncio.ensure_future(store.worker.call(client_write, "u2"))]
+        await asyncio.sleep(0)
+        gate.set()
+        return await asyncio.wait_for(asyncio.gather(first, *rest), WAIT)
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        gate.set()
+        store.close()
+    assert answers == ["u1", "b1", "u2"]
+    assert ran == ["u1", "u2", "b1"]
+
+
+def test_the_writes_a_client_call_waits_for_are_the_urgent_ones():
+    marked = {f"{fn.__module__.rsplit('.', 1)[1]}.{fn.__name__}" for module in (preparations, servers)
+              for fn in vars(module).values() if callable(fn) and getattr(fn, "urgent", False)}
+    assert marked == {"preparations.create", "preparations.reset_for_retry", "preparations.cancel_pending",
+                      "preparations.request_cancel", "servers.create", "servers.update", "servers.delete"}
