@@ -14,6 +14,8 @@ import pytest
 from harness.service import ServiceThread
 from serverprep.clients.client import TERMINAL, Client
 
+pytest_plugins = ["harness.exitguard"]
+
 GRPCURL = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
 
 SIM_USER = "sp-sim"
