@@ -251,7 +251,8 @@ class Journal:
         chars, self.pending_chars = self.pending_chars, 0
         changes, self.unstored = [*self.unstored, *changes], []
         try:
-            await self.store.append_logs(self.prep_id, batch, changes)
+            ends = any(isinstance(change, PrepChange) for change in changes)  # readers have seen it: urgent
+            await (self.store.append_logs_ending if ends else self.store.append_logs)(self.prep_id, batch, changes)
             metrics.LOG_LINES.inc(len(batch))
         except BaseException:
             # Nothing is dropped because a write failed, and an event stays with its change: the

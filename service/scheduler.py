@@ -164,7 +164,7 @@ class Scheduler:
         if running:
             changes.append(StepChange(running, StepState.CANCELLED if state is PrepState.CANCELLED else StepState.FAILED, now, error.message))
         changes.append(PrepChange(state, now, error.reason, error.message, running))
-        await self.store.append_logs(prep_id, [], changes)
+        await self.store.append_logs_ending(prep_id, [], changes)
 
     async def _release(self, prep: Preparation, run: Run | None, ended: bool) -> None:
         self._runs.pop(prep.id, None)

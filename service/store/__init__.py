@@ -83,6 +83,7 @@ class Store:
 
     # logs
     append_logs = _offload(logs.append)
+    append_logs_ending = _offload(logs.append_ending)
     read_logs = _offload(logs.read)
     max_seq = _offload(logs.max_seq)
     output_totals = _offload(logs.output_totals)

@@ -112,7 +112,7 @@ def bare(fn: Callable[P, T]) -> Callable[P, T]:
 def urgent(fn: Callable[P, T]) -> Callable[P, T]:
     """Marks a write that a client's call waits for (a new preparation, a cancel, a server's
     record): it commits ahead of the background writes (steps' changes, output), and a group
-    commit of those stops early for it, after the write it is running (see ``Worker``)."""
+    of those stops early for it (see ``Worker``)."""
     fn.urgent = True  # type: ignore[attr-defined]
     return fn
 
@@ -142,6 +142,15 @@ class Worker:
     lets them), so a Status does not wait behind the writes. A call always runs to its end: if
     the awaiting task is cancelled meanwhile, the cancellation waits for it, so that what the task
     believes was stored is what was stored.
+
+    Writes wait in two queues: those marked ``urgent`` (a client's call awaits them or, for the
+    end of a preparation, may act on it at once) and the background writes (steps' changes,
+    output, heartbeats). Waiting urgent writes commit first, in a group of their own. A group of
+    background writes that is running when an urgent write arrives stops once it has run for
+    ``CUT_AFTER`` and finished its current write; what ran commits, and the rest go back to the
+    head of their queue, in order, after the urgent group. So a ``Prepare`` waits for a few
+    milliseconds of writes, not for a group of hundreds from a thousand running preparations,
+    and a stream of urgent writes still leaves the background writes a share of the thread.
     """
 
     def __init__(self, session: Session):
@@ -182,7 +191,7 @@ class Worker:
             except BaseException as e:  # the transaction failed as a whole (disk full, database gone)
                 outcomes = [(False, e)] * len(batch)
             self._waiting[:0] = batch[len(outcomes):]  # cut short for an urgent write: next after it
-            for (_, _, _, future), (ok, value) in zip(batch, outcomes, strict=False):
+            for (_, _, _, future), (ok, value) in zip(batch[: len(outcomes)], outcomes, strict=True):
                 if future.done():
                     continue
                 if ok:
@@ -255,6 +264,11 @@ class Worker:
 #: the group fails. The log's hot path runs sqlite3 directly, whose errors peewee has not wrapped.
 BROKEN = (peewee.OperationalError, peewee.InterfaceError, sqlite3.OperationalError, sqlite3.InterfaceError)
 
+#: Seconds a group of background writes runs before it may stop for an urgent write: an urgent
+#: write waits about this long plus one write, and a burst of urgent writes (a thousand
+#: ``Prepare`` at once) still leaves the background writes a share of the thread.
+CUT_AFTER = 0.005
+
 Batch = list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]
 Waiting = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]
 
@@ -273,19 +287,22 @@ def _group(session: Session, batch: Batch, cut: Callable[[], bool] | None = None
     rolled back and the group runs again with every write in a savepoint (a lone write is just
     rolled back).
 
-    ``cut``, asked after each write but the last, stops the group there when it says so: what ran
-    commits and the outcomes are that many, fewer than the writes; the rest did not run.
+    ``cut``, asked after each write but the last once the group has run for ``CUT_AFTER``, stops
+    the group there when it says so: what ran commits, and the outcomes are that many, fewer than
+    the writes; the rest did not run. The run again in savepoints is never cut, so that a bare
+    write runs at most twice.
     """
     try:
         return _run_group(session, batch, trust_bare=True, cut=cut)
     except _BareWriteFailed as failed:
         if len(batch) == 1:
             return [(False, failed.__cause__)]
-    return _run_group(session, batch, trust_bare=False, cut=cut)
+    return _run_group(session, batch, trust_bare=False, cut=None)
 
 
 def _run_group(session: Session, batch: Batch, trust_bare: bool, cut: Callable[[], bool] | None) -> list[tuple[bool, Any]]:
     outcomes: list[tuple[bool, Any]] = []
+    cut_from = time.monotonic() + CUT_AFTER
     with write_transaction(session.database):
         for fn, args, kwargs in batch:
             alone = not (trust_bare and getattr(fn, "bare", False))  # in a savepoint of its own
@@ -298,7 +315,7 @@ def _run_group(session: Session, batch: Batch, trust_bare: bool, cut: Callable[[
                 if not alone:
                     raise _BareWriteFailed from e  # leaves the transaction: it rolls back
                 outcomes.append((False, e))
-            if cut is not None and len(outcomes) < len(batch) and cut():
+            if cut is not None and len(outcomes) < len(batch) and time.monotonic() >= cut_from and cut():
                 break  # what ran commits now; the rest waits for the next group
     return outcomes
 

@@ -14,7 +14,7 @@ import peewee
 from serverprep.service.domain import LogEntry, PrepChange, PrepState, StepChange, StepState, Stream
 from serverprep.service.store import preparations
 from serverprep.service.store.compiled import Compiled
-from serverprep.service.store.database import Session, bare, writes
+from serverprep.service.store.database import Session, bare, urgent, writes
 from serverprep.service.store.models import LogRow, PreparationRow
 
 INSERT_CHUNK = 200
@@ -63,6 +63,17 @@ def append(s: Session, prep_id: str, entries: Sequence[LogEntry], changes: Seque
             preparations.apply_step(prep_id, change)
         else:
             preparations.apply_end(prep_id, change)
+
+
+@urgent
+@bare
+@writes
+def append_ending(s: Session, prep_id: str, entries: Sequence[LogEntry], changes: Sequence[StepChange | PrepChange]) -> None:
+    """``append`` for the write that ends a preparation, in the urgent lane. Live readers see the end
+    as soon as it is numbered, before it is stored, and a client may act on it at once: its
+    ``Prepare``, ``Retry`` or ``DeleteServer`` (urgent writes) must not overtake the end and find
+    the preparation still running."""
+    append(s, prep_id, entries, changes)
 
 
 def _rows(prep_id: str, entries: Sequence[LogEntry]) -> list[tuple[Any, ...]]:

@@ -3,11 +3,15 @@
 
 Proves, on real SQLite and PostgreSQL, with writes that block in the writer thread until the test
 lets them go, so that what runs when is decided by the test and not by timing:
-- a group of background writes that is running when an urgent write arrives stops after its
-  current write and commits it; the urgent write commits next, alone, and is answered while the
-  group's other writes have not run yet; those then run in their order, before a background write
-  queued after them, each answered with its own result;
-- the queries behind ``Prepare``, ``Retry``, ``Cancel`` and the server calls are the ones marked.
+- a group of background writes that has run for ``CUT_AFTER`` when an urgent write arrives stops
+  after its current write and commits it; the urgent write commits next, alone, and is answered
+  while the group's other writes have not run yet; those then run in their order, before a
+  background write queued after them, each answered with its own result;
+- a group that has not run for ``CUT_AFTER`` is not stopped;
+- the write that ends a preparation, already shown to live readers, is not overtaken by a
+  ``Prepare`` for the same server queued after it (which would find the preparation running);
+- the queries behind ``Prepare``, ``Retry``, ``Cancel`` (of a preparation no replica runs, or one
+  on another replica) and the server calls are the ones marked, with the end of a preparation.
 It does not prove how long a ``Prepare`` waits under load: that is bench/fleet.py's probe.
 """
 
@@ -16,8 +20,14 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
+from serverprep.drivers import STEP_NAMES
+from serverprep.service.budgets import OutputBudget
+from serverprep.service.domain import Options, PrepChange, PrepState, Secrets, ServerSpec
+from serverprep.service.journal import Journal
 from serverprep.service.secretbox import SecretBox
-from serverprep.service.store import Store, preparations, servers
+from serverprep.service.store import Store, database, logs, preparations, servers
 from serverprep.service.store.database import bare, urgent, writes
 
 BOX = SecretBox.from_passphrase("test key")
@@ -65,7 +75,7 @@ def test_a_running_group_stops_for_an_urgent_write_which_commits_next_alone(data
             assert await asyncio.to_thread(started["b1"].wait, WAIT)
             client = asyncio.ensure_future(store.worker.call(client_write, "u"))
             later = asyncio.ensure_future(store.worker.call(background, "b4"))  # queued after the group: runs after its rest
-            await asyncio.sleep(0)  # both calls are queued
+            await asyncio.sleep(database.CUT_AFTER * 4)  # b1, still running, takes the group past CUT_AFTER
             gates["b1"].set()
             answer = await asyncio.wait_for(asyncio.shield(client), WAIT)
             assert await asyncio.to_thread(started["b2"].wait, WAIT)  # the rest of the group runs again, after it
@@ -81,7 +91,7 @@ def test_a_running_group_stops_for_an_urgent_write_which_commits_next_alone(data
         answer, visible, pending, answers, names = asyncio.run(scenario())
     finally:
         store.close()
-    assert ran == ["b1", "u", "b2", "b3", "b4"]  # without the lane or the cut: b1, b2, b3, u
+    assert ran == ["b1", "u", "b2", "b3", "b4"]
     assert answer == "u"
     assert visible == ["b1", "u"]  # b1 committed when the group stopped; b2 is running, not committed
     assert pending == [True, False, False]  # b1 answered with its commit; b2 and b3 not yet
@@ -127,8 +137,90 @@ def test_urgent_writes_queued_with_background_ones_commit_before_them(database_u
     assert ran == ["u1", "u2", "b1"]
 
 
+def test_a_group_that_has_not_run_for_cut_after_is_not_stopped(database_url, monkeypatch):
+    monkeypatch.setattr(database, "CUT_AFTER", 3600.0)
+    store = Store(database_url, BOX)
+    ran: list[str] = []
+    gate, started = threading.Event(), threading.Event()
+
+    @writes
+    def background(s, name):
+        ran.append(name)
+        if name == "b1":
+            started.set()
+            assert gate.wait(WAIT)
+        return name
+
+    @urgent
+    @writes
+    def client_write(s, name):
+        ran.append(name)
+        return name
+
+    async def scenario():
+        await store.migrate()
+        group = [asyncio.ensure_future(store.worker.call(background, name)) for name in ("b1", "b2", "b3")]
+        try:
+            assert await asyncio.to_thread(started.wait, WAIT)
+            client = asyncio.ensure_future(store.worker.call(client_write, "u"))
+            await asyncio.sleep(0)
+        finally:
+            gate.set()
+        return await asyncio.wait_for(asyncio.gather(*group, client), WAIT)
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        gate.set()
+        store.close()
+    assert answers == ["b1", "b2", "b3", "u"]
+    assert ran == ["b1", "b2", "b3", "u"]
+
+
+@pytest.mark.parametrize("by", ["store", "journal"])
+def test_a_prepare_queued_after_the_end_of_the_last_preparation_finds_it_ended(database_url, by):
+    """Live readers see a preparation end before it is stored; a client may send ``Prepare`` at once.
+    The end is written by the store's call, or as the runner writes it, by the journal's announce."""
+    store = Store(database_url, BOX)
+    gate, started = threading.Event(), threading.Event()
+
+    @writes
+    def busy(s):
+        started.set()
+        assert gate.wait(WAIT)
+
+    async def scenario():
+        await store.migrate()
+        await store.create_server(ServerSpec(name="web1", host="10.0.0.5", port=22, user="admin", secrets=Secrets(password="pw")))
+        first, _ = await store.create_preparation("web1", Options(), "", STEP_NAMES, "r1")
+        assert await store.start_running(first.id, "r1", 1.0)
+        running = asyncio.ensure_future(store.worker.call(busy))  # a group of background writes, running
+        try:
+            assert await asyncio.to_thread(started.wait, WAIT)
+            if by == "store":
+                end = asyncio.ensure_future(store.append_logs_ending(first.id, [], [PrepChange(PrepState.SUCCEEDED, 2.0)]))
+            else:
+                journal = Journal(first.id, store, 0, lambda text: text, OutputBudget(100, 10**6), keep=100, keep_bytes=1 << 20)
+                end = asyncio.ensure_future(journal.announce("the preparation succeeded", PrepChange(PrepState.SUCCEEDED, 2.0)))
+            await asyncio.sleep(0)
+            second = asyncio.ensure_future(store.create_preparation("web1", Options(), "", STEP_NAMES, "r1"))
+            await asyncio.sleep(0)
+        finally:
+            gate.set()
+        await asyncio.wait_for(asyncio.gather(running, end), WAIT)
+        return first, (await asyncio.wait_for(second, WAIT))[0]
+
+    try:
+        first, second = asyncio.run(scenario())
+    finally:
+        gate.set()
+        store.close()
+    assert second.id != first.id  # with the end in the background lane: PreparationActive
+
+
 def test_the_writes_a_client_call_waits_for_are_the_urgent_ones():
-    marked = {f"{fn.__module__.rsplit('.', 1)[1]}.{fn.__name__}" for module in (preparations, servers)
+    marked = {f"{fn.__module__.rsplit('.', 1)[1]}.{fn.__name__}" for module in (preparations, servers, logs)
               for fn in vars(module).values() if callable(fn) and getattr(fn, "urgent", False)}
     assert marked == {"preparations.create", "preparations.reset_for_retry", "preparations.cancel_pending",
-                      "preparations.request_cancel", "servers.create", "servers.update", "servers.delete"}
+                      "preparations.request_cancel", "servers.create", "servers.update", "servers.delete",
+                      "logs.append_ending"}
