@@ -22,20 +22,20 @@ from typing import Any
 from serverprep.drivers import STEP_NAMES
 from serverprep.service.domain import LogEntry, Options, Secrets, ServerSpec, Stream
 from serverprep.service.secretbox import SecretBox
-from serverprep.service.store import Store, database
+from serverprep.service.store import Store, database, worker
 
-BARE = database._group
+BARE = worker._group
 
 
-def _in_savepoints(session: database.Session, batch: database.Batch) -> list[tuple[bool, Any]]:
-    return database._run_group(session, batch, trust_bare=False)
+def _in_savepoints(session: database.Session, batch: worker.Batch, cut: Any = None) -> list[tuple[bool, Any]]:
+    return worker._run_group(session, batch, trust_bare=False, cut=cut)
 
 
 _in_savepoints.writes = True  # type: ignore[attr-defined]
 
 
 async def run(mode: str, writers: int, appends: int, busy: bool) -> float:
-    database._group = BARE if mode == "bare" else _in_savepoints  # the Worker looks it up at each commit
+    worker._group = BARE if mode == "bare" else _in_savepoints  # the Worker looks it up at each commit
     with tempfile.TemporaryDirectory(prefix="spb-groups-") as tmp:
         store = Store(f"sqlite:///{Path(tmp) / 'serverprep.db'}", SecretBox.from_passphrase("bench"))
         try:

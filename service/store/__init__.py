@@ -13,8 +13,9 @@ import peewee
 
 from serverprep.service.secretbox import SecretBox
 from serverprep.service.store import logs, preparations, replicas, retention, servers
-from serverprep.service.store.database import Session, Worker, default_url, open_database, writes_alone
+from serverprep.service.store.database import Session, default_url, open_database, writes_alone
 from serverprep.service.store.migrations import migrate
+from serverprep.service.store.worker import Worker
 
 P = ParamSpec("P")
 T = TypeVar("T")

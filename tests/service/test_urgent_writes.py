@@ -1,5 +1,5 @@
 """Writes a client's call waits for (``urgent``) go ahead of the background writes in the group commit
-(serverprep.service.store.database.Worker).
+(serverprep.service.store.worker.Worker).
 
 Proves, on real SQLite and PostgreSQL, with writes that block in the writer thread until the test
 lets them go, so that what runs when is decided by the test and not by timing:
@@ -27,7 +27,7 @@ from serverprep.service.budgets import OutputBudget
 from serverprep.service.domain import Options, PrepChange, PrepState, Secrets, ServerSpec
 from serverprep.service.journal import Journal
 from serverprep.service.secretbox import SecretBox
-from serverprep.service.store import Store, database, logs, preparations, servers
+from serverprep.service.store import Store, logs, preparations, servers, worker
 from serverprep.service.store.database import bare, urgent, writes
 
 BOX = SecretBox.from_passphrase("test key")
@@ -75,7 +75,7 @@ def test_a_running_group_stops_for_an_urgent_write_which_commits_next_alone(data
             assert await asyncio.to_thread(started["b1"].wait, WAIT)
             client = asyncio.ensure_future(store.worker.call(client_write, "u"))
             later = asyncio.ensure_future(store.worker.call(background, "b4"))  # queued after the group: runs after its rest
-            await asyncio.sleep(database.CUT_AFTER * 4)  # b1, still running, takes the group past CUT_AFTER
+            await asyncio.sleep(worker.CUT_AFTER * 4)  # b1, still running, takes the group past CUT_AFTER
             gates["b1"].set()
             answer = await asyncio.wait_for(asyncio.shield(client), WAIT)
             assert await asyncio.to_thread(started["b2"].wait, WAIT)  # the rest of the group runs again, after it
@@ -138,7 +138,7 @@ def test_urgent_writes_queued_with_background_ones_commit_before_them(database_u
 
 
 def test_a_group_that_has_not_run_for_cut_after_is_not_stopped(database_url, monkeypatch):
-    monkeypatch.setattr(database, "CUT_AFTER", 3600.0)
+    monkeypatch.setattr(worker, "CUT_AFTER", 3600.0)
     store = Store(database_url, BOX)
     ran: list[str] = []
     gate, started = threading.Event(), threading.Event()

@@ -1,0 +1,256 @@
+"""The worker threads every query runs on: reads beside, writes in group commits with an urgent lane."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import peewee
+
+from serverprep.service import metrics
+from serverprep.service.aio import run_to_end
+from serverprep.service.errors import StorageError
+from serverprep.service.store import checkpoint
+from serverprep.service.store.database import BROKEN, Session, write_transaction
+from serverprep.service.store.models import db
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Worker:
+    """Runs blocking queries off the event loop: reads on a reader thread, writes in group commits.
+
+    Writes queue up while the writer thread commits; each commit then takes every write waiting
+    (from every preparation at once) into one transaction, each write in a savepoint of its own so
+    that one refusal (a unique index) does not undo the others (hot writes marked ``bare`` go
+    without; see ``_group``). A write is reported done only when
+    its transaction has committed. Reads run on their own connection beside (SQLite in WAL mode
+    lets them), so a Status does not wait behind the writes. A call always runs to its end: if
+    the awaiting task is cancelled meanwhile, the cancellation waits for it, so that what the task
+    believes was stored is what was stored.
+
+    Writes wait in two queues: those marked ``urgent`` (a client's call awaits them or, for the
+    end of a preparation, may act on it at once) and the background writes (steps' changes,
+    output, heartbeats). Waiting urgent writes commit first, in a group of their own. A group of
+    background writes that is running when an urgent write arrives stops once it has run for
+    ``CUT_AFTER`` and finished its current write; what ran commits, and the rest go back to the
+    head of their queue, in order, after the urgent group. So a ``Prepare`` waits for a few
+    milliseconds of writes, not for a group of hundreds from a thousand running preparations,
+    and a stream of urgent writes still leaves the background writes a share of the thread.
+    """
+
+    def __init__(self, session: Session):
+        self.session = session
+        db.initialize(session.database)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serverprep-db-write")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serverprep-db-read")
+        self._lock = threading.Lock()  # the queues below, shared by the loop (it adds) and the writer (it takes)
+        self._waiting: list[Waiting] = []  # background writes, in the order they came
+        self._urgent: list[Waiting] = []  # writes a client's call awaits: committed first
+        self._draining = False  # a _drain is queued on the writer thread or running there
+        path = getattr(session.database, "database", "")
+        # SQLite: the file this process opened, to notice when it is deleted or replaced under it.
+        self._file = Path(path) if isinstance(session.database, peewee.SqliteDatabase) and path != ":memory:" else None
+        self._file_id: tuple[int, int] | None = None
+        self._checkpointer = checkpoint.Checkpointer(self._file, checkpoint.CHECKPOINT_INTERVAL) if self._file is not None else None
+
+    async def call(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        kind = getattr(fn, "writes", False)
+        if kind is True:
+            future: asyncio.Future[T] = loop.create_future()
+            with self._lock:
+                (self._urgent if getattr(fn, "urgent", False) else self._waiting).append((fn, args, kwargs, future))
+                start, self._draining = not self._draining, True
+            if start:
+                try:
+                    self._writer.submit(self._drain)
+                except RuntimeError as e:  # closed: nothing will run them
+                    self._fail_waiting(StorageError(f"the database is closed: {e}"))
+            return await run_to_end(future)
+        executor = self._writer if kind == "alone" else self._reader
+        return await run_to_end(loop.run_in_executor(executor, functools.partial(self.guarded, fn, *args, **kwargs)))
+
+    def _drain(self) -> None:
+        """On the writer thread: commit groups until no write waits, each answered as its group commits.
+
+        The next group starts at once, without waiting for the event loop to come round (under load a
+        pass of it takes tens of milliseconds); the answers reach each caller's loop thread-safely.
+        """
+        try:
+            while self._commit_next():
+                pass
+        except BaseException as e:  # a fault here must not leave every later write waiting for good
+            self._fail_waiting(StorageError(f"the database writer failed: {e!r}"))
+            raise
+
+    def _commit_next(self) -> bool:
+        with self._lock:
+            if self._urgent:
+                batch, self._urgent, cut = self._urgent, [], None
+            elif self._waiting:
+                batch, self._waiting, cut = self._waiting, [], self._urgent_waits
+            else:
+                self._draining = False
+                return False
+        try:
+            outcomes = self.guarded(_group, [(f, a, k) for f, a, k, _ in batch], cut)
+        except BaseException as e:  # the transaction failed as a whole (disk full, database gone)
+            outcomes = [(False, e)] * len(batch)
+        if len(outcomes) < len(batch):
+            with self._lock:
+                self._waiting[:0] = batch[len(outcomes):]  # cut short for an urgent write: next after it
+        _answer(batch[: len(outcomes)], outcomes)
+        return True
+
+    def _fail_waiting(self, error: BaseException) -> None:
+        with self._lock:
+            batch, self._urgent, self._waiting, self._draining = [*self._urgent, *self._waiting], [], [], False
+        _answer(batch, [(False, error)] * len(batch))
+
+    def _urgent_waits(self) -> bool:
+        """Asked by the writer thread between two writes of a group (a list's length: no lock needed)."""
+        return bool(self._urgent)
+
+    def _timed(self, kind: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            metrics.DB_TRANSACTIONS.labels(kind).inc()
+            metrics.DB_SECONDS.labels(kind).observe(time.perf_counter() - started)
+
+    def guarded(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a query on this thread's connection, with database errors told plainly."""
+        database = self.session.database
+        try:
+            database.connect(reuse_if_open=True)  # each thread keeps its connection between calls
+            self._check_file()
+            return self._timed("write" if getattr(fn, "writes", False) else "read", fn, self.session, *args, **kwargs)
+        except BROKEN as e:
+            # Disk full, read-only file, locked past the busy timeout: say so, with the first
+            # error (a failed rollback after "disk is full" is only its echo).
+            root: BaseException = e
+            while root.__context__ is not None:
+                root = root.__context__
+            self._reset_connection()
+            raise StorageError(f"database error: {root}") from e
+
+    def _check_file(self) -> None:
+        """Refuse to go on when the SQLite file was removed or replaced: what is written would be lost."""
+        if self._file is None:
+            return
+        now = checkpoint.file_identity(self._file)
+        if self._file_id is None and now is not None:
+            self._file_id = now
+        if now is None or now != self._file_id:
+            raise StorageError(
+                f"the database file {self._file} was removed or replaced while serverprep ran: nothing written "
+                "now would be kept; restore it from a backup and restart serverprep"
+            )
+
+    def _reset_connection(self) -> None:
+        """Start over with a fresh connection: the failed one may hold a broken transaction."""
+        try:
+            self.session.database.close()
+        except peewee.PeeweeException:
+            self.session.database._state.reset()  # peewee's way out of a half-closed transaction
+
+    def close(self) -> None:
+        def _close(session: Session) -> None:
+            if not session.database.is_closed():
+                session.database.close()
+
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+        for executor in (self._reader, self._writer):
+            with contextlib.suppress(RuntimeError):  # already shut down
+                executor.submit(_close, self.session).result()
+            executor.shutdown(wait=True)
+
+
+def _answer(batch: list[Waiting], outcomes: list[tuple[bool, Any]]) -> None:
+    """Hand each write's outcome to its caller's event loop (from any thread), once per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], tuple[bool, Any]]]] = {}
+    for (_, _, _, future), outcome in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(future.get_loop(), []).append((future, outcome))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits for these any more
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], tuple[bool, Any]]]) -> None:
+    for future, (ok, value) in settled:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+#: Seconds a group of background writes runs before it may stop for an urgent write: an urgent
+#: write waits about this long plus one write, and a burst of urgent writes (a thousand
+#: ``Prepare`` at once) still leaves the background writes a share of the thread.
+CUT_AFTER = 0.005
+
+Batch = list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]
+Waiting = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]
+
+
+class _BareWriteFailed(Exception):
+    """A write marked ``bare`` raised: its group is rolled back and runs again in savepoints."""
+
+
+def _group(session: Session, batch: Batch, cut: Callable[[], bool] | None = None) -> list[tuple[bool, Any]]:
+    """Run writes in one transaction; (ok, result or error) for each, as if each had run alone.
+
+    Each write runs in a savepoint of its own, so that one refusal (a unique index, an active
+    preparation) does not undo the others, except those marked ``bare``: they refuse nothing,
+    and a savepoint is two statements more, each of which gives the GIL away and waits to get it
+    back while the event loop is busy. Should a bare write raise all the same, the transaction is
+    rolled back and the group runs again with every write in a savepoint (a lone write is just
+    rolled back).
+
+    ``cut``, asked after each write but the last once the group has run for ``CUT_AFTER``, stops
+    the group there when it says so: what ran commits, and the outcomes are that many, fewer than
+    the writes; the rest did not run. The run again in savepoints is never cut, so that a bare
+    write runs at most twice.
+    """
+    try:
+        return _run_group(session, batch, trust_bare=True, cut=cut)
+    except _BareWriteFailed as failed:
+        if len(batch) == 1:
+            return [(False, failed.__cause__)]
+    return _run_group(session, batch, trust_bare=False, cut=None)
+
+
+def _run_group(session: Session, batch: Batch, trust_bare: bool, cut: Callable[[], bool] | None) -> list[tuple[bool, Any]]:
+    outcomes: list[tuple[bool, Any]] = []
+    cut_from = time.monotonic() + CUT_AFTER
+    with write_transaction(session.database):
+        for fn, args, kwargs in batch:
+            alone = not (trust_bare and getattr(fn, "bare", False))  # in a savepoint of its own
+            try:
+                with session.database.atomic() if alone else contextlib.nullcontext():
+                    outcomes.append((True, fn(session, *args, **kwargs)))
+            except BROKEN:
+                raise  # the transaction itself is broken: every write of the group fails
+            except Exception as e:
+                if not alone:
+                    raise _BareWriteFailed from e  # leaves the transaction: it rolls back
+                outcomes.append((False, e))
+            if cut is not None and len(outcomes) < len(batch) and time.monotonic() >= cut_from and cut():
+                break  # what ran commits now; the rest waits for the next group
+    return outcomes
+
+
+_group.writes = True  # type: ignore[attr-defined]
