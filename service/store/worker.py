@@ -31,8 +31,9 @@ class Worker:
     Writes queue up while the writer thread commits; each commit then takes every write waiting
     (from every preparation at once) into one transaction, each write in a savepoint of its own so
     that one refusal (a unique index) does not undo the others (hot writes marked ``bare`` go
-    without; see ``_group``). A write is reported done only when
-    its transaction has committed. Reads run on their own connection beside (SQLite in WAL mode
+    without; see ``_group``). A write is reported done only when its transaction has committed.
+    The writer thread takes the next group as soon as one has committed, without waiting for the
+    event loop to come round, and hands the outcomes to the callers' loops. Reads run on their own connection beside (SQLite in WAL mode
     lets them), so a Status does not wait behind the writes. A call always runs to its end: if
     the awaiting task is cancelled meanwhile, the cancellation waits for it, so that what the task
     believes was stored is what was stored.
