@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from serverprep.service.store.models import db
 P = ParamSpec("P")
 T = TypeVar("T")
 
+log = logging.getLogger("serverprep.store")
+
 
 class Worker:
     """Runs blocking queries off the event loop: reads on a reader thread, writes in group commits.
@@ -33,19 +36,22 @@ class Worker:
     that one refusal (a unique index) does not undo the others (hot writes marked ``bare`` go
     without; see ``_group``). A write is reported done only when its transaction has committed.
     The writer thread takes the next group as soon as one has committed, without waiting for the
-    event loop to come round, and hands the outcomes to the callers' loops. Reads run on their own connection beside (SQLite in WAL mode
+    event loop to come round, and hands the outcomes to the callers' loops. Writes that must run
+    outside a transaction (``writes_alone``: VACUUM, migrations) run there too, one at a time,
+    ahead of the background writes. Reads run on their own connection beside (SQLite in WAL mode
     lets them), so a Status does not wait behind the writes. A call always runs to its end: if
     the awaiting task is cancelled meanwhile, the cancellation waits for it, so that what the task
     believes was stored is what was stored.
 
-    Writes wait in two queues: those marked ``urgent`` (a client's call awaits them or, for the
-    end of a preparation, may act on it at once) and the background writes (steps' changes,
-    output, heartbeats). Waiting urgent writes commit first, in a group of their own. A group of
-    background writes that is running when an urgent write arrives stops once it has run for
-    ``CUT_AFTER`` and finished its current write; what ran commits, and the rest go back to the
-    head of their queue, in order, after the urgent group. So a ``Prepare`` waits for a few
-    milliseconds of writes, not for a group of hundreds from a thousand running preparations,
-    and a stream of urgent writes still leaves the background writes a share of the thread.
+    The writes in groups wait in two queues: those marked ``urgent`` (a client's call awaits them
+    or, for the end of a preparation, may act on it at once) and the background writes (steps'
+    changes, output, heartbeats). Waiting urgent writes commit first, in a group of their own.
+    A group of background writes that is running when an urgent write arrives stops once it has
+    run for ``CUT_AFTER`` and finished its current write; what ran commits, and the rest go back
+    to the head of their queue, in order, after the urgent group. So a ``Prepare`` waits for a
+    few milliseconds of writes, not for a group of hundreds from a thousand running
+    preparations, and a stream of urgent writes still leaves the background writes a share of
+    the thread.
     """
 
     def __init__(self, session: Session):
@@ -53,10 +59,11 @@ class Worker:
         db.initialize(session.database)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serverprep-db-write")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serverprep-db-read")
-        self._lock = threading.Lock()  # the queues below, shared by the loop (it adds) and the writer (it takes)
-        self._waiting: list[Waiting] = []  # background writes, in the order they came
+        self._lock = threading.Lock()  # the three queues and _draining, shared by the loop and the writer thread
         self._urgent: list[Waiting] = []  # writes a client's call awaits: committed first
-        self._draining = False  # a _drain is queued on the writer thread or running there
+        self._alone: list[Waiting] = []  # writes that run outside any transaction (VACUUM, migrations), one at a time
+        self._waiting: list[Waiting] = []  # background writes, in the order they came
+        self._draining = False  # a drain is due on the writer thread, or runs there
         path = getattr(session.database, "database", "")
         # SQLite: the file this process opened, to notice when it is deleted or replaced under it.
         self._file = Path(path) if isinstance(session.database, peewee.SqliteDatabase) and path != ":memory:" else None
@@ -66,22 +73,27 @@ class Worker:
     async def call(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
         kind = getattr(fn, "writes", False)
-        if kind is True:
-            future: asyncio.Future[T] = loop.create_future()
-            with self._lock:
-                (self._urgent if getattr(fn, "urgent", False) else self._waiting).append((fn, args, kwargs, future))
-                start, self._draining = not self._draining, True
-            if start:
-                try:
-                    self._writer.submit(self._drain)
-                except RuntimeError as e:  # closed: nothing will run them
-                    self._fail_waiting(StorageError(f"the database is closed: {e}"))
-            return await run_to_end(future)
-        executor = self._writer if kind == "alone" else self._reader
-        return await run_to_end(loop.run_in_executor(executor, functools.partial(self.guarded, fn, *args, **kwargs)))
+        if not kind:
+            return await run_to_end(loop.run_in_executor(self._reader, functools.partial(self.guarded, fn, *args, **kwargs)))
+        future: asyncio.Future[T] = loop.create_future()
+        lane = self._alone if kind == "alone" else self._urgent if getattr(fn, "urgent", False) else self._waiting
+        with self._lock:
+            lane.append((fn, args, kwargs, future))
+            start, self._draining = not self._draining, True
+        if start:
+            # At the end of this pass of the loop: the writes asked for in the same pass (a gather's)
+            # make one group. While a drain runs, what is queued is taken without any pass.
+            loop.call_soon(self._start_drain)
+        return await run_to_end(future)
+
+    def _start_drain(self) -> None:
+        try:
+            self._writer.submit(self._drain)
+        except RuntimeError as e:  # closed: nothing will run them
+            self._fail_waiting(StorageError(f"the database is closed: {e}"))
 
     def _drain(self) -> None:
-        """On the writer thread: commit groups until no write waits, each answered as its group commits.
+        """On the writer thread: commit until nothing waits, each write answered as its group commits.
 
         The next group starts at once, without waiting for the event loop to come round (under load a
         pass of it takes tens of milliseconds); the answers reach each caller's loop thread-safely.
@@ -89,32 +101,42 @@ class Worker:
         try:
             while self._commit_next():
                 pass
-        except BaseException as e:  # a fault here must not leave every later write waiting for good
+        except BaseException as e:  # a fault of this code: no later write may wait for good
+            log.exception("the database writer failed; the writes waiting fail with it")
             self._fail_waiting(StorageError(f"the database writer failed: {e!r}"))
-            raise
 
     def _commit_next(self) -> bool:
+        """Commit what comes next: the urgent writes, else one write that runs alone, else the background writes."""
         with self._lock:
             if self._urgent:
                 batch, self._urgent, cut = self._urgent, [], None
+            elif self._alone:
+                batch, cut = [self._alone.pop(0)], None
             elif self._waiting:
                 batch, self._waiting, cut = self._waiting, [], self._urgent_waits
             else:
                 self._draining = False
                 return False
+        outcomes: list[tuple[bool, Any]] = []
         try:
-            outcomes = self.guarded(_group, [(f, a, k) for f, a, k, _ in batch], cut)
+            fn, args, kwargs, _ = batch[0]
+            if getattr(fn, "writes", False) == "alone":
+                outcomes = [(True, self.guarded(fn, *args, **kwargs))]
+            else:
+                outcomes = self.guarded(_group, [(f, a, k) for f, a, k, _ in batch], cut)
         except BaseException as e:  # the transaction failed as a whole (disk full, database gone)
             outcomes = [(False, e)] * len(batch)
-        if len(outcomes) < len(batch):
-            with self._lock:
-                self._waiting[:0] = batch[len(outcomes):]  # cut short for an urgent write: next after it
-        _answer(batch[: len(outcomes)], outcomes)
+        finally:
+            if len(outcomes) < len(batch):
+                with self._lock:
+                    self._waiting[:0] = batch[len(outcomes):]  # cut short for an urgent write: next after it
+            _answer(batch[: len(outcomes)], outcomes)
         return True
 
     def _fail_waiting(self, error: BaseException) -> None:
         with self._lock:
-            batch, self._urgent, self._waiting, self._draining = [*self._urgent, *self._waiting], [], [], False
+            batch = [*self._urgent, *self._alone, *self._waiting]
+            self._urgent, self._alone, self._waiting, self._draining = [], [], [], False
         _answer(batch, [(False, error)] * len(batch))
 
     def _urgent_waits(self) -> bool:
@@ -194,6 +216,8 @@ def _settle(settled: list[tuple[asyncio.Future[Any], tuple[bool, Any]]]) -> None
             continue
         if ok:
             future.set_result(value)
+        elif isinstance(value, StopIteration):  # a future refuses it
+            future.set_exception(RuntimeError(f"a database query raised {value!r}"))
         else:
             future.set_exception(value)
 
