@@ -31,8 +31,8 @@ log = logging.getLogger("serverprep.store")
 class Worker:
     """Runs blocking queries off the event loop: reads on a reader thread, writes in group commits.
 
-    Writes queue up while the writer thread commits; each commit then takes every write waiting
-    (from every preparation at once) into one transaction, each write in a savepoint of its own so
+    Writes queue up while the writer thread commits; each commit then takes every write waiting in
+    its lane (from every preparation at once) into one transaction, each write in a savepoint of its own so
     that one refusal (a unique index) does not undo the others (hot writes marked ``bare`` go
     without; see ``_group``). A write is reported done only when its transaction has committed.
     The writer thread takes the next group as soon as one has committed, without waiting for the
@@ -50,8 +50,8 @@ class Worker:
     run for ``CUT_AFTER`` and finished its current write; what ran commits, and the rest go back
     to the head of their queue, in order, after the urgent group. So a ``Prepare`` waits for a
     few milliseconds of writes, not for a group of hundreds from a thousand running
-    preparations, and a stream of urgent writes still leaves the background writes a share of
-    the thread.
+    preparations. After an urgent group, the other lanes go first if they wait, so that a stream
+    of urgent writes still leaves the background writes a share of the thread.
     """
 
     def __init__(self, session: Session):
@@ -59,11 +59,13 @@ class Worker:
         db.initialize(session.database)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serverprep-db-write")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serverprep-db-read")
-        self._lock = threading.Lock()  # the three queues and _draining, shared by the loop and the writer thread
+        self._lock = threading.Lock()  # the three queues and the drain's state, shared by loops and the writer thread
         self._urgent: list[Waiting] = []  # writes a client's call awaits: committed first
         self._alone: list[Waiting] = []  # writes that run outside any transaction (VACUUM, migrations), one at a time
         self._waiting: list[Waiting] = []  # background writes, in the order they came
-        self._draining = False  # a drain is due on the writer thread, or runs there
+        self._draining = False  # a drain is submitted to the writer thread, or runs there
+        self._due: asyncio.AbstractEventLoop | None = None  # the loop whose next pass will start a drain
+        self._after_urgent = False  # the last group was urgent: background or alone writes waiting go next
         path = getattr(session.database, "database", "")
         # SQLite: the file this process opened, to notice when it is deleted or replaced under it.
         self._file = Path(path) if isinstance(session.database, peewee.SqliteDatabase) and path != ":memory:" else None
@@ -76,17 +78,28 @@ class Worker:
         if not kind:
             return await run_to_end(loop.run_in_executor(self._reader, functools.partial(self.guarded, fn, *args, **kwargs)))
         future: asyncio.Future[T] = loop.create_future()
-        lane = self._alone if kind == "alone" else self._urgent if getattr(fn, "urgent", False) else self._waiting
+        background = kind is True and not getattr(fn, "urgent", False)
+        lane = self._waiting if background else self._urgent if kind is True else self._alone
         with self._lock:
             lane.append((fn, args, kwargs, future))
-            start, self._draining = not self._draining, True
-        if start:
-            # At the end of this pass of the loop: the writes asked for in the same pass (a gather's)
-            # make one group. While a drain runs, what is queued is taken without any pass.
-            loop.call_soon(self._start_drain)
+            if self._draining or (background and self._due is loop):
+                start = None  # the drain running takes it, or the start due in this loop's next pass
+            elif background and self._due is None:
+                # In the loop's next pass: the background writes asked for in this one (a gather's) make
+                # one group. A write a client waits for starts the drain at once.
+                start, self._due = loop.call_soon, loop
+            else:
+                start = _now
+        if start is not None:
+            start(self._start_drain)
         return await run_to_end(future)
 
     def _start_drain(self) -> None:
+        with self._lock:
+            self._due = None
+            if self._draining:
+                return
+            self._draining = True
         try:
             self._writer.submit(self._drain)
         except RuntimeError as e:  # closed: nothing will run them
@@ -106,9 +119,11 @@ class Worker:
             self._fail_waiting(StorageError(f"the database writer failed: {e!r}"))
 
     def _commit_next(self) -> bool:
-        """Commit what comes next: the urgent writes, else one write that runs alone, else the background writes."""
+        """Commit what comes next: the urgent writes, else one write that runs alone, else the background
+        writes; after an urgent group, what else waits goes first, so that each lane gets its turn."""
         with self._lock:
-            if self._urgent:
+            urgent = bool(self._urgent) and not (self._after_urgent and (self._alone or self._waiting))
+            if urgent:
                 batch, self._urgent, cut = self._urgent, [], None
             elif self._alone:
                 batch, cut = [self._alone.pop(0)], None
@@ -117,6 +132,7 @@ class Worker:
             else:
                 self._draining = False
                 return False
+            self._after_urgent = urgent
         outcomes: list[tuple[bool, Any]] = []
         try:
             fn, args, kwargs, _ = batch[0]
@@ -124,7 +140,7 @@ class Worker:
                 outcomes = [(True, self.guarded(fn, *args, **kwargs))]
             else:
                 outcomes = self.guarded(_group, [(f, a, k) for f, a, k, _ in batch], cut)
-        except BaseException as e:  # the transaction failed as a whole (disk full, database gone)
+        except BaseException as e:  # the transaction failed as a whole (disk full, database gone), or the alone write
             outcomes = [(False, e)] * len(batch)
         finally:
             if len(outcomes) < len(batch):
@@ -192,12 +208,18 @@ class Worker:
             if not session.database.is_closed():
                 session.database.close()
 
+        if self._due is not None:
+            self._start_drain()  # writes asked for in this pass of the loop are committed before it closes
         if self._checkpointer is not None:
             self._checkpointer.stop()
         for executor in (self._reader, self._writer):
             with contextlib.suppress(RuntimeError):  # already shut down
                 executor.submit(_close, self.session).result()
             executor.shutdown(wait=True)
+
+
+def _now(start: Callable[[], None]) -> None:
+    start()
 
 
 def _answer(batch: list[Waiting], outcomes: list[tuple[bool, Any]]) -> None:
