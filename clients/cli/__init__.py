@@ -33,6 +33,7 @@ from serverprep.clients.cli.common import (
     print_error_json,
     wants_json,
 )
+from serverprep.clients.cli.interrupt import ctrl_c
 from serverprep.clients.cli.terminal import visible
 from serverprep.clients.errors import ServerprepClientError, ServiceUnavailable
 
@@ -114,6 +115,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         code = _run(args, out)
         out.flush()
         return code
+    except KeyboardInterrupt:  # Ctrl-C before a command runs (the parser is being built), or as it prints
+        return _report(CliError("interrupted", EXIT_INTERRUPTED, reason="INTERRUPTED"), Parser.json_errors)
     except BrokenPipeError:
         # The reader left (| head): end quietly, and keep the interpreter's last flush from complaining.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -138,12 +141,15 @@ def _run(argv: list[str], out: TextIO) -> int:
         if as_json and hasattr(args, "json"):
             args.json = True
         return int(args.run(args, out))
-    except ServiceUnavailable as e:
-        if e.reason == ServiceUnavailable.REASON:  # nothing answered: say where we looked
+    except (ServerprepClientError, CliError, ValueError) as e:
+        if ctrl_c.requested and not isinstance(e, CliError):
+            # Ctrl-C closed the channel (interrupt.py): the call in flight ended CANCELLED, or the next was refused.
+            return _report(CliError("interrupted", EXIT_INTERRUPTED, reason="INTERRUPTED"), as_json)
+        if not isinstance(e, (ServerprepClientError, CliError)):
+            raise
+        if isinstance(e, ServiceUnavailable) and e.reason == ServiceUnavailable.REASON:  # nothing answered: say where we looked
             e.metadata["address"] = address(args)
             e.message = f"cannot reach the service at {address(args)}: {e.message}"
-        return _report(e, as_json)
-    except (ServerprepClientError, CliError) as e:
         return _report(e, as_json)
     except KeyboardInterrupt:
         return _report(CliError("interrupted", EXIT_INTERRUPTED, reason="INTERRUPTED"), as_json)

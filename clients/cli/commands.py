@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from serverprep.clients.cli import preparations, servers
 from serverprep.clients.cli.common import EXIT_FAILED, EXIT_OK, connect, print_json, wants_json
+from serverprep.clients.cli.interrupt import ctrl_c
 from serverprep.clients.cli.preparations import add_plan_options
 from serverprep.clients.client import Client
 
@@ -27,10 +28,10 @@ def make(sub: Any, name: str, text: str, examples: str, parents: list[argparse.A
 
 
 def bind(parser: argparse.ArgumentParser, handler: Handler) -> None:
-    """Run ``handler`` with a client connected as the options say; the command writes JSON when asked."""
+    """Run ``handler`` with a client connected as the options say (Ctrl-C closes it); the command writes JSON when asked."""
 
     def run(args: argparse.Namespace, out: TextIO) -> int:
-        with connect(args) as client:
+        with ctrl_c.closing(connect(args)) as client:
             return handler(client, args, out)
 
     parser.set_defaults(run=run, json_output=True)

@@ -19,6 +19,7 @@ from serverprep.clients.cli.common import (
     print_json,
     wants_json,
 )
+from serverprep.clients.cli.interrupt import ctrl_c
 from serverprep.clients.cli.terminal import Style, visible
 from serverprep.clients.client import Client
 from serverprep.clients.errors import ServerprepClientError
@@ -145,16 +146,22 @@ def follow(client: Client, args: argparse.Namespace, server: str, prep: Preparat
             if entry.step and entry.step not in view.steps and entry.step != "preparation":
                 view.steps = step_names(client.status(server, prep.id))
             view(entry)
-    except KeyboardInterrupt:
-        raise CliError(f"stopped following; {reattach_hint(args, server, prep.id, view.last_seq)}", EXIT_INTERRUPTED,
-                       reason="INTERRUPTED", metadata={"preparation_id": prep.id, "resume_after_seq": str(view.last_seq)},
-                       ) from None
-    except ServerprepClientError:
-        if not view.as_json:
+    except (KeyboardInterrupt, ServerprepClientError, ValueError) as e:
+        # Ctrl-C closes the channel (interrupt.py): the stream ends CANCELLED, or a call after it is refused.
+        if isinstance(e, KeyboardInterrupt) or ctrl_c.requested:
+            raise stopped_following(args, server, prep.id, view.last_seq) from None
+        if isinstance(e, ServerprepClientError) and not view.as_json:
             print(f"serverprep: lost the log stream; {reattach_hint(args, server, prep.id, view.last_seq)}",
                   file=sys.stderr, flush=True)
         raise
+    if ctrl_c.requested:  # pressed as the stream ended: the channel is closing
+        raise stopped_following(args, server, prep.id, view.last_seq)
     return finish(client, server, prep.id, view, out)
+
+
+def stopped_following(args: argparse.Namespace, server: str, prep_id: str, last_seq: int) -> CliError:
+    return CliError(f"stopped following; {reattach_hint(args, server, prep_id, last_seq)}", EXIT_INTERRUPTED,
+                    reason="INTERRUPTED", metadata={"preparation_id": prep_id, "resume_after_seq": str(last_seq)})
 
 
 def reattach_hint(args: argparse.Namespace, server: str, prep_id: str, last_seq: int) -> str:
