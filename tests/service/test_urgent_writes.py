@@ -23,6 +23,7 @@ import threading
 
 import pytest
 
+from harness.gated import WAIT, Held
 from serverprep.drivers import STEP_NAMES
 from serverprep.service.budgets import OutputBudget
 from serverprep.service.domain import Options, PrepChange, PrepState, Secrets, ServerSpec
@@ -32,7 +33,6 @@ from serverprep.service.store import Store, logs, preparations, servers, worker
 from serverprep.service.store.database import bare, urgent, writes
 
 BOX = SecretBox.from_passphrase("test key")
-WAIT = 30  # seconds: only reached when the code under test is broken
 
 
 def test_a_running_group_stops_for_an_urgent_write_which_commits_next_alone(database_url):
@@ -104,79 +104,39 @@ def test_after_an_urgent_group_the_background_writes_waiting_get_their_turn(data
     """A background write and an urgent one queued while an urgent write commits: the background one
     goes next, so that a stream of urgent writes cannot hold the background writes back for good."""
     store = Store(database_url, BOX)
-    ran: list[str] = []
-    gate, started = threading.Event(), threading.Event()
-
-    @urgent
-    @writes
-    def client_write(s, name):
-        ran.append(name)
-        if name == "u1":
-            started.set()
-            assert gate.wait(WAIT)
-        return name
-
-    @writes
-    def background(s, name):
-        ran.append(name)
-        return name
+    held = Held("u1")
+    client_write, background = held.write(urgent), held.write()
 
     async def scenario():
         await store.migrate()
-        first = asyncio.ensure_future(store.worker.call(client_write, "u1"))
-        assert await asyncio.to_thread(started.wait, WAIT)
-        rest = [asyncio.ensure_future(store.worker.call(background, "b1")), asyncio.ensure_future(store.worker.call(client_write, "u2"))]
-        await asyncio.sleep(0)
-        gate.set()
-        return await asyncio.wait_for(asyncio.gather(first, *rest), WAIT)
+        return await held.run(store, group=[(client_write, "u1")], after=[(background, "b1"), (client_write, "u2")])
 
     try:
         answers = asyncio.run(scenario())
     finally:
-        gate.set()
+        held.gate.set()
         store.close()
     assert answers == ["u1", "b1", "u2"]
-    assert ran == ["u1", "b1", "u2"]  # without the turn: u1, u2, b1
+    assert held.ran == ["u1", "b1", "u2"]  # without the turn: u1, u2, b1
 
 
 def test_a_group_that_has_not_run_for_cut_after_is_not_stopped(database_url, monkeypatch):
     monkeypatch.setattr(worker, "CUT_AFTER", 3600.0)
     store = Store(database_url, BOX)
-    ran: list[str] = []
-    gate, started = threading.Event(), threading.Event()
-
-    @writes
-    def background(s, name):
-        ran.append(name)
-        if name == "b1":
-            started.set()
-            assert gate.wait(WAIT)
-        return name
-
-    @urgent
-    @writes
-    def client_write(s, name):
-        ran.append(name)
-        return name
+    held = Held("b1")
+    background, client_write = held.write(), held.write(urgent)
 
     async def scenario():
         await store.migrate()
-        group = [asyncio.ensure_future(store.worker.call(background, name)) for name in ("b1", "b2", "b3")]
-        try:
-            assert await asyncio.to_thread(started.wait, WAIT)
-            client = asyncio.ensure_future(store.worker.call(client_write, "u"))
-            await asyncio.sleep(0)
-        finally:
-            gate.set()
-        return await asyncio.wait_for(asyncio.gather(*group, client), WAIT)
+        return await held.run(store, group=[(background, name) for name in ("b1", "b2", "b3")], after=[(client_write, "u")])
 
     try:
         answers = asyncio.run(scenario())
     finally:
-        gate.set()
+        held.gate.set()
         store.close()
     assert answers == ["b1", "b2", "b3", "u"]
-    assert ran == ["b1", "b2", "b3", "u"]
+    assert held.ran == ["b1", "b2", "b3", "u"]
 
 
 @pytest.mark.parametrize("by", ["store", "journal"])

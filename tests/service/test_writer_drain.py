@@ -22,13 +22,13 @@ import time
 
 import pytest
 
+from harness.gated import WAIT, Held
 from serverprep.service.errors import StorageError
 from serverprep.service.secretbox import SecretBox
 from serverprep.service.store import Store
 from serverprep.service.store.database import urgent, writes, writes_alone
 
 BOX = SecretBox.from_passphrase("test key")
-WAIT = 30
 
 
 def writer_idle(store: Store) -> None:
@@ -78,40 +78,20 @@ def test_the_next_group_commits_while_the_event_loop_is_blocked(database_url):
 
 def test_a_write_that_runs_alone_goes_after_the_group_committing_not_after_later_writes(database_url):
     store = Store(database_url, BOX)
-    ran: list[str] = []
-    gate, started = threading.Event(), threading.Event()
-
-    @writes
-    def background(s, name):
-        ran.append(name)
-        if name == "w1":
-            started.set()
-            assert gate.wait(WAIT)
-        return name
-
-    @writes_alone
-    def alone(s):
-        ran.append("alone")
-        return "alone"
+    held = Held("w1")
+    background, alone = held.write(), held.write(lane=writes_alone)
 
     async def scenario():
         await store.migrate()
-        first = asyncio.ensure_future(store.worker.call(background, "w1"))
-        try:
-            assert await asyncio.to_thread(started.wait, WAIT)
-            rest = [asyncio.ensure_future(store.worker.call(alone)), asyncio.ensure_future(store.worker.call(background, "w2"))]
-            await asyncio.sleep(0)
-        finally:
-            gate.set()
-        return await asyncio.wait_for(asyncio.gather(first, *rest), WAIT)
+        return await held.run(store, group=[(background, "w1")], after=[(alone, "alone"), (background, "w2")])
 
     try:
         answers = asyncio.run(scenario())
     finally:
-        gate.set()
+        held.gate.set()
         store.close()
     assert answers == ["w1", "alone", "w2"]
-    assert ran == ["w1", "alone", "w2"]  # before: the writer gave its thread back only once no write waited
+    assert held.ran == ["w1", "alone", "w2"]  # before: the writer gave its thread back only once no write waited
 
 
 def test_a_write_after_close_fails_at_once_saying_so(database_url):
