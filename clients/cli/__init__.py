@@ -33,7 +33,6 @@ from serverprep.clients.cli.common import (
     print_error_json,
     wants_json,
 )
-from serverprep.clients.cli.interrupt import ctrl_c
 from serverprep.clients.cli.terminal import visible
 from serverprep.clients.errors import ServerprepClientError, ServiceUnavailable
 
@@ -141,15 +140,12 @@ def _run(argv: list[str], out: TextIO) -> int:
         if as_json and hasattr(args, "json"):
             args.json = True
         return int(args.run(args, out))
-    except (ServerprepClientError, CliError, ValueError) as e:
-        if ctrl_c.requested and not isinstance(e, CliError):
-            # Ctrl-C closed the channel (interrupt.py): the call in flight ended CANCELLED, or the next was refused.
-            return _report(CliError("interrupted", EXIT_INTERRUPTED, reason="INTERRUPTED"), as_json)
-        if not isinstance(e, (ServerprepClientError, CliError)):
-            raise
-        if isinstance(e, ServiceUnavailable) and e.reason == ServiceUnavailable.REASON:  # nothing answered: say where we looked
+    except ServiceUnavailable as e:
+        if e.reason == ServiceUnavailable.REASON:  # nothing answered: say where we looked
             e.metadata["address"] = address(args)
             e.message = f"cannot reach the service at {address(args)}: {e.message}"
+        return _report(e, as_json)
+    except (ServerprepClientError, CliError) as e:
         return _report(e, as_json)
     except KeyboardInterrupt:
         return _report(CliError("interrupted", EXIT_INTERRUPTED, reason="INTERRUPTED"), as_json)

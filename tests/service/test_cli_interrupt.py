@@ -3,28 +3,36 @@
 A KeyboardInterrupt raised inside grpcio (here, while its channel's lock is held as a log
 stream is set up) left the lock held, and the ``Channel.close()`` after it waited for good: the
 CLI printed nothing and never ended (grpc/grpc#19973; seen once in CI as a 30 s hang of
-``test_ctrl_c_leaves_the_preparation_running_and_says_how_to_follow_it_again``). These tests
-put the SIGINT at chosen places instead of at random times: a profile hook in the CLI's process
-sends it from the K-th Python call made inside grpc or threading, for every K in a range, with
-a real service, a real sshd target and a preparation that waits.
+``test_ctrl_c_leaves_the_preparation_running_and_says_how_to_follow_it_again``). The first
+tests put the SIGINT at chosen places instead of at random times: a profile hook in the CLI's
+process sends it from the K-th Python call made inside grpc or threading, for every K in a
+range, with a real service, a real sshd target and a preparation that waits (or has failed).
 
-What they prove: the command ends, with status 130 and the way to follow again, wherever in
-that range the signal lands. What they do not: places reached only through C code (the hook
-sees Python calls), or other grpcio versions.
+What they prove: wherever in that range the signal lands, the command ends with status 130,
+and once it follows the log, with the way to follow again; ``status`` of a FAILED preparation
+does not swallow it in the log read it makes as a courtesy. The others: a second Ctrl-C quits
+even if closing hangs (a fake close that blocks); Ctrl-C at a password prompt on a real
+pseudo-terminal ends the command and gives echo back; an ignored SIGINT stays ignored; a
+Ctrl-C in one command does not mark the next ones in the same process. What they do not prove:
+places reached only through C code (the hook sees Python calls), or other grpcio versions.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
+import termios
 import textwrap
+import time
 
 import pytest
 
-from conftest import register, wait_step
+from conftest import register, wait_done, wait_step
 from harness.targets import behave
 from serverprep.clients.cli import _run
 from serverprep.clients.types import STEP_STATE_RUNNING
@@ -39,12 +47,12 @@ HUNG_AFTER = 20
 SCRIPT = textwrap.dedent("""
     import faulthandler, io, os, signal, sys, threading
     from contextlib import redirect_stderr
-    from serverprep.clients.cli import _run
+    from serverprep.clients.cli import _run, follow
 
-    address, name, prep_id, places, hung_after = sys.argv[1:4] + [int(a) for a in sys.argv[4:6]]
+    places, hung_after, *command = [int(a) for a in sys.argv[1:3]] + sys.argv[3:]
     GRPC = os.path.dirname(__import__("grpc").__file__) + os.sep
     THREADING = threading.__file__
-    at = {"n": 0, "k": 0, "fired": None}
+    at = {"n": 0, "k": 0, "fired": None, "following": False}
 
     def hook(frame, event, arg):
         if event != "call" or at["fired"]:
@@ -54,29 +62,47 @@ SCRIPT = textwrap.dedent("""
             at["n"] += 1
             if at["n"] == at["k"]:
                 at["fired"] = f"{os.path.basename(where)}:{frame.f_code.co_name}:{frame.f_lineno}"
-                print("place", at["k"], at["fired"], file=sys.__stderr__, flush=True)
+                below = frame
+                while below is not None and below.f_code is not follow.follow.__code__:
+                    below = below.f_back
+                at["following"] = below is not None
                 os.kill(os.getpid(), signal.SIGINT)
 
     for k in range(1, places + 1):
-        at.update(n=0, k=k, fired=None)
+        at.update(n=0, k=k, fired=None, following=False)
         faulthandler.dump_traceback_later(hung_after, exit=True)  # a hang ends the run with every stack
         err = io.StringIO()
         sys.setprofile(hook)
         try:
             with redirect_stderr(err):
-                code = _run(["--address", address, "logs", name, "--id", prep_id, "--follow"], io.StringIO())
+                code = _run(command, io.StringIO())
         except KeyboardInterrupt:
             code = "KeyboardInterrupt escaped"
         finally:
             sys.setprofile(None)
         faulthandler.cancel_dump_traceback_later()
-        if not at["fired"]:
-            sys.exit(f"place {k}: no call inside grpc left to interrupt")
+        if not at["fired"]:  # the command made fewer calls than k: every place was tried
+            print("ended with 130 at", k - 1, "places", flush=True)
+            sys.exit()
         said = err.getvalue()
-        if code != 130 or "Traceback" in said or not ("stopped following" in said or said == "serverprep: interrupted\\n"):
-            sys.exit(f"place {k} ({at['fired']}): exit {code}, said {said!r}")
-    print("all", places, "ended with 130", flush=True)
+        # Once the log is being followed, the way to follow it again must be said (before, the command
+        # may still reach the log as the channel closes).
+        hint = said.startswith("serverprep: stopped following")
+        told = hint or (not at["following"] and said == "serverprep: interrupted\\n")
+        if code != 130 or not told:
+            sys.exit(f"place {k} ({at['fired']}, following: {at['following']}): exit {code}, said {said!r}")
+    print("ended with 130 at", places, "places", flush=True)
 """)
+
+
+def places(address: str, tmp_path, *command: str) -> str:  # type: ignore[no-untyped-def]
+    """Run ``command`` once per place (up to PLACES), interrupted there; what the script printed at the end."""
+    script = tmp_path / "places.py"
+    script.write_text(SCRIPT)
+    run = subprocess.run([sys.executable, str(script), str(PLACES), str(HUNG_AFTER), "--address", address, *command],
+                         capture_output=True, text=True, timeout=PLACES * HUNG_AFTER)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-4000:]}"
+    return run.stdout.strip()
 
 
 @pytest.fixture
@@ -92,13 +118,18 @@ def waiting(service, client, sim):  # type: ignore[no-untyped-def]
 
 
 def test_ctrl_c_anywhere_inside_grpc_ends_the_follow_with_130_and_the_hint(service, waiting, tmp_path):
-    script = tmp_path / "places.py"
-    script.write_text(SCRIPT)
-    run = subprocess.run([sys.executable, str(script), service.address, "sim", waiting.id, str(PLACES), str(HUNG_AFTER)],
-                         capture_output=True, text=True, timeout=PLACES * HUNG_AFTER)
-    last = [line for line in run.stderr.splitlines() if line.startswith("place ")][-1:]
-    assert run.returncode == 0, f"{last}\n{run.stdout}\n{run.stderr[-4000:]}"
-    assert run.stdout.strip() == f"all {PLACES} ended with 130"
+    assert places(service.address, tmp_path, "logs", "sim", "--id", waiting.id, "--follow") == f"ended with 130 at {PLACES} places"
+
+
+def test_ctrl_c_anywhere_inside_grpc_ends_the_status_of_a_failed_preparation_with_130(service, client, sim, tmp_path):
+    """``status`` of a FAILED preparation also reads its log for the failed command's last lines: a
+    Ctrl-C there must end the command, not just skip the lines."""
+    register(client, sim)
+    behave(sim, "apt-get", 'case "$*" in *install*) echo "E: Unable to locate package" >&2; exit 100;; esac')
+    assert _run(["--address", service.address, "prepare", "sim", "--docker-source", "distro"], io.StringIO()) == 0
+    wait_done(client, "sim")
+    said = places(service.address, tmp_path, "status", "sim", "--exit-code")
+    assert said.startswith("ended with 130 at ") and int(said.split()[4]) > 100  # every place of its calls
 
 
 def test_a_second_ctrl_c_quits_even_when_closing_the_channel_hangs(service, waiting, tmp_path):
@@ -144,3 +175,88 @@ def test_ctrl_c_while_the_command_line_is_parsed_says_interrupted_without_a_trac
     """))
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert (run.returncode, run.stderr, run.stdout) == (130, "serverprep: interrupted\n", "")
+
+
+def test_ctrl_c_at_a_password_prompt_ends_the_command_and_gives_the_terminal_back(tmp_path):
+    """getpass on a real pseudo-terminal, Ctrl-C typed into it: no grpc call is running, so the
+    KeyboardInterrupt comes at once, and getpass turns echo back on."""
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: exec at once
+        os.environ["NO_COLOR"] = "1"
+        os.execv(sys.executable, [sys.executable, "-m", "serverprep.clients.cli", "--address", "127.0.0.1:1", "servers",
+                                  "add", "web1", "--host", "h", "--user", "u", "--password-stdin", "--accept-new-host-key"])
+    try:
+        said = read_until(terminal, b"password: ")
+        assert not termios.tcgetattr(terminal)[3] & termios.ECHO  # getpass has turned echo off
+        os.write(terminal, b"\x03")
+        said += read_until(terminal, b"interrupted\r\n")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 130, said
+        assert said.endswith(b"serverprep: interrupted\r\n") and b"Traceback" not in said
+        assert termios.tcgetattr(terminal)[3] & termios.ECHO  # and back on
+    finally:
+        os.close(terminal)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def read_until(fd: int, text: bytes) -> bytes:
+    """What the terminal shows up to ``text`` (bounded: the test fails instead of waiting for good)."""
+    seen, deadline = b"", time.monotonic() + 60
+    while text not in seen:
+        assert time.monotonic() < deadline, f"never saw {text!r}: {seen!r}"
+        if select.select([fd], [], [], 1)[0]:
+            seen += os.read(fd, 1024)
+    return seen
+
+
+def test_an_ignored_sigint_stays_ignored(service, waiting, sim):
+    """`cmd &` in a script starts the command with SIGINT ignored: a SIGINT then must not stop the follow."""
+    follow = subprocess.Popen(["sh", "-c", 'trap "" INT; exec "$@"', "sh", sys.executable, "-m", "serverprep.clients.cli",
+                               "--address", service.address, "logs", "sim", "--id", waiting.id, "--follow"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"})
+    try:
+        while "| waiting" not in follow.stdout.readline():  # type: ignore[union-attr]
+            assert follow.poll() is None, follow.stderr.read()  # type: ignore[union-attr]
+        follow.send_signal(signal.SIGINT)
+        (sim.extra["sim"] / "release").touch()
+        out, err = follow.communicate(timeout=120)
+    finally:
+        follow.kill()
+    assert follow.returncode == 0, err
+    assert "✔ step 7/7 verify_docker SUCCEEDED" in out
+
+
+def test_after_an_interrupted_command_the_next_ones_in_the_process_are_not_interrupted(service, waiting, sim, tmp_path):
+    """A program may run several commands in one process, in threads too: Ctrl-C in one is not theirs."""
+    script = tmp_path / "next.py"
+    script.write_text(textwrap.dedent("""
+        import io, os, pathlib, signal, sys, threading
+        from contextlib import redirect_stderr
+        from serverprep.clients.cli import _run
+        address, prep_id, release = sys.argv[1:]
+        follow = ["--address", address, "logs", "sim", "--id", prep_id, "--follow"]
+
+        def hook(frame, event, arg):  # Ctrl-C at the first call into grpc once the command has its client
+            if event == "call" and "grpc" in frame.f_code.co_filename and signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+                sys.setprofile(None)
+                os.kill(os.getpid(), signal.SIGINT)
+
+        sys.setprofile(hook)
+        first = _run(follow, io.StringIO())
+        sys.setprofile(None)
+        pathlib.Path(release).touch()
+        said, codes = io.StringIO(), []
+        with redirect_stderr(said):
+            in_thread = threading.Thread(target=lambda: codes.append(_run(follow, io.StringIO())))  # to the end
+            in_thread.start()
+            in_thread.join()
+            codes.append(_run(["--address", "127.0.0.1:1", "--timeout", "5", "health"], io.StringIO()))
+        print(first, codes, said.getvalue().count("cannot reach the service at 127.0.0.1:1"))
+    """))
+    run = subprocess.run([sys.executable, str(script), service.address, waiting.id, str(sim.extra["sim"] / "release")],
+                         capture_output=True, text=True, timeout=180)
+    assert run.stdout == "130 [0, 1] 1\n", run.stderr
