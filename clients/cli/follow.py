@@ -137,24 +137,25 @@ def finish(client: Client, server: str, prep_id: str, view: LogView, out: TextIO
 def follow(client: Client, args: argparse.Namespace, server: str, prep: Preparation, out: TextIO, *,
            after_seq: int = 0, fold_facts: bool = True) -> int:
     """Stream ``prep``'s log to its end, then its status; Ctrl-C leaves it running and says how to come back."""
-    style = Style.for_stream(out, option(args, "color", "auto"))
-    view = LogView(out, style, step_names(prep), fold_facts=fold_facts and not option(args, "verbose", False),
-                   as_json=wants_json(args))
-    view.last_seq = after_seq
-    try:
+    view: LogView | None = None
+    try:  # from the first line: a Ctrl-C anywhere here must say how to follow again
+        style = Style.for_stream(out, option(args, "color", "auto"))
+        view = LogView(out, style, step_names(prep), fold_facts=fold_facts and not option(args, "verbose", False),
+                       as_json=wants_json(args))
+        view.last_seq = after_seq
         for entry in client.stream_logs(server, prep.id, after_seq=after_seq):
             if entry.step and entry.step not in view.steps and entry.step != "preparation":
                 view.steps = step_names(client.status(server, prep.id))
             view(entry)
     except (KeyboardInterrupt, ServerprepClientError, ValueError) as e:
+        seen = view.last_seq if view is not None else after_seq
         # Ctrl-C closes the channel (interrupt.py): the stream ends CANCELLED, or a call after it is refused.
-        if isinstance(e, KeyboardInterrupt) or ctrl_c.requested:
-            raise stopped_following(args, server, prep.id, view.last_seq) from None
-        if isinstance(e, ServerprepClientError) and not view.as_json:
-            print(f"serverprep: lost the log stream; {reattach_hint(args, server, prep.id, view.last_seq)}",
-                  file=sys.stderr, flush=True)
+        if isinstance(e, KeyboardInterrupt) or ctrl_c.interrupted():
+            raise stopped_following(args, server, prep.id, seen) from None
+        if isinstance(e, ServerprepClientError) and not wants_json(args):
+            print(f"serverprep: lost the log stream; {reattach_hint(args, server, prep.id, seen)}", file=sys.stderr, flush=True)
         raise
-    if ctrl_c.requested:  # pressed as the stream ended: the channel is closing
+    if ctrl_c.interrupted():  # pressed as the stream ended: the channel is closing
         raise stopped_following(args, server, prep.id, view.last_seq)
     return finish(client, server, prep.id, view, out)
 

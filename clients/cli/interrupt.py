@@ -1,20 +1,25 @@
-"""Ctrl-C while a command talks to the service: the calls end, and no KeyboardInterrupt lands inside grpc.
+"""Ctrl-C in the ``serverprep`` command: the calls end, and no KeyboardInterrupt lands inside grpc.
 
 A KeyboardInterrupt raised in the middle of grpcio's own code (a log stream being set up, say)
 can leave one of its locks held; the ``Channel.close()`` that follows then waits for good
-(grpc/grpc#19973), and the command hangs without a word. So while a command has a client,
-Ctrl-C wakes a thread that closes the channel, and raises KeyboardInterrupt only where no grpc
-code is running (at a password prompt, while printing, between two attempts of a stream).
-Inside grpc it raises nothing: the call in flight ends ``CANCELLED``, any later one is refused,
-and the command reports the interruption from where it stands (``--follow`` says how to follow
-again). A second Ctrl-C ends the process at once, should anything still hang.
+(grpc/grpc#19973), and the command hangs without a word. So for as long as ``main()`` runs,
+Ctrl-C is recorded, wakes the thread that closes the current command's channel (if it has
+one), and raises KeyboardInterrupt only where no grpc code is running (at a password prompt,
+while printing, between two attempts of a stream). Inside grpc it raises nothing: the call in
+flight ends ``CANCELLED``, any later one is refused, and the command reports the interruption
+from where it stands (``--follow`` says how to follow again). A Ctrl-C that Python swallows (in
+a finalizer, say) still ends the command with 130. A second Ctrl-C ends the process at once,
+should anything still hang.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 import grpc
@@ -29,11 +34,18 @@ CLOSER_WAIT = 5.0
 GRPC_CODE = os.path.dirname(grpc.__file__) + os.sep
 
 
+#: Frames that Python may be running as a generator's close or a finalizer, where it would print a
+#: KeyboardInterrupt as "Exception ignored" and go on.
+SWALLOWING = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
 def unsafe_to_raise(frame: FrameType | None) -> bool:
-    """Whether grpc's Python code (a call, or a grpc object's finalizer) or the guard's own setup or
-    cleanup is on the stack from ``frame`` down: a KeyboardInterrupt there could leave things half done."""
+    """Whether a KeyboardInterrupt raised at ``frame`` could leave things half done or be swallowed: grpc's
+    Python code on the stack (a call, or a grpc object's finalizer), the guard's own setup or cleanup, a
+    generator or a ``__del__``. Then the request is only recorded; the channel's close ends the command."""
     while frame is not None:
-        if frame.f_code.co_filename.startswith(GRPC_CODE) or frame.f_code in GUARD_CODE:
+        code = frame.f_code
+        if code.co_filename.startswith(GRPC_CODE) or code in GUARD_CODE or code.co_flags & SWALLOWING or code.co_name == "__del__":
             return True
         frame = frame.f_back
     return False
@@ -44,18 +56,48 @@ def interrupted() -> CliError:
 
 
 class CtrlC:
-    """Whether Ctrl-C was pressed while the current command had its client; the one instance is :data:`ctrl_c`."""
+    """The process's Ctrl-C: whether it was pressed during ``main()``, and what it wakes; one instance, :data:`ctrl_c`."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.wake_w: int | None = None  # the current command's closer waits on this pipe
+
+    def interrupted(self) -> bool:
+        """Whether Ctrl-C was pressed during this thread's command (only the main thread's is watched)."""
+        return self.requested and threading.current_thread() is threading.main_thread()
+
+    @contextmanager
+    def watching(self) -> Iterator[None]:
+        """For ``main()``: Ctrl-C goes through :meth:`handle`, in the main thread, unless SIGINT is ignored
+        (``cmd &`` in a script); in any other thread (a program running the CLI in one) nothing changes."""
+        previous = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN:
+            yield
+            return
+        self.requested = False
+        signal.signal(signal.SIGINT, self.handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            self.requested = False
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            os.write(2, AGAIN)
+            os._exit(EXIT_INTERRUPTED)
+        self.requested = True
+        # Runs between two bytecodes of the main thread, perhaps inside grpc or threading's own
+        # code: no lock, and the closer is woken through a pipe.
+        if self.wake_w is not None:
+            os.write(self.wake_w, b"!")
+        if not unsafe_to_raise(frame):  # a password prompt, printing, a pause between two attempts
+            raise KeyboardInterrupt
 
     def closing(self, client: Client) -> Closing:
         """Use ``client``, then close it. Ctrl-C inside closes it from another thread, and the command ends
         with :func:`interrupted` (exit 130) unless it raised its own :class:`CliError` (``--follow``'s hint).
-
-        Only the main thread receives signals: in any other (a program running the CLI in a thread),
-        or when SIGINT is ignored (``cmd &`` in a script), this only closes the client at the end.
-        """
+        Without :meth:`watching` (a program calling the commands itself), it only closes the client."""
         return Closing(self, client)
 
 
@@ -65,29 +107,18 @@ class Closing:
     def __init__(self, state: CtrlC, client: Client) -> None:
         self.state = state
         self.client = client
-        self.previous = signal.getsignal(signal.SIGINT)
-        self.active = threading.current_thread() is threading.main_thread() and self.previous is not signal.SIG_IGN
+        self.active = signal.getsignal(signal.SIGINT) == state.handle and threading.current_thread() is threading.main_thread()
 
     def __enter__(self) -> Client:
         if not self.active:
             return self.client
-        self.state.requested = False
-        # The handler runs between two bytecodes of the main thread, perhaps inside grpc or inside
-        # threading's own code: it takes no lock, so it wakes the closer through a pipe.
-        self.wake_r, self.wake_w = os.pipe()
-        signal.signal(signal.SIGINT, self.handle)
+        self.wake_r, wake_w = os.pipe()
+        self.state.wake_w = wake_w
+        if self.state.requested:  # pressed before the pipe was open (as the client was made)
+            os.write(wake_w, b"!")
         self.closer = threading.Thread(target=self.close_when_asked, name="serverprep-ctrl-c", daemon=True)
         self.closer.start()
         return self.client
-
-    def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.state.requested:
-            os.write(2, AGAIN)
-            os._exit(EXIT_INTERRUPTED)
-        self.state.requested = True
-        os.write(self.wake_w, b"!")
-        if not unsafe_to_raise(frame):  # a password prompt, printing, a pause between two attempts
-            raise KeyboardInterrupt
 
     def close_when_asked(self) -> None:
         os.read(self.wake_r, 1)
@@ -98,19 +129,20 @@ class Closing:
         if not self.active:
             self.client.close()
             return False
+        wake_w = self.state.wake_w
+        assert wake_w is not None
         try:
-            os.write(self.wake_w, b".")  # lets the closer end when nobody pressed Ctrl-C
+            os.write(wake_w, b".")  # lets the closer end when nobody pressed Ctrl-C
             self.closer.join(CLOSER_WAIT)
             self.client.close()
         finally:
-            signal.signal(signal.SIGINT, self.previous)
-            requested, self.state.requested = self.state.requested, False
+            self.state.wake_w = None
             if not self.closer.is_alive():
                 os.close(self.wake_r)
-            os.close(self.wake_w)
+            os.close(wake_w)
         # After Ctrl-C the call in flight ended CANCELLED, or the next was refused (ValueError): the
         # command failed, or went on without what it could not read (the log tail of a status).
-        if requested and (kind is None or issubclass(kind, (KeyboardInterrupt, ServerprepClientError, ValueError))):
+        if self.state.requested and (kind is None or issubclass(kind, (KeyboardInterrupt, ServerprepClientError, ValueError))):
             raise interrupted() from None
         return False
 

@@ -5,16 +5,19 @@ stream is set up) left the lock held, and the ``Channel.close()`` after it waite
 CLI printed nothing and never ended (grpc/grpc#19973; seen once in CI as a 30 s hang of
 ``test_ctrl_c_leaves_the_preparation_running_and_says_how_to_follow_it_again``). The first
 tests put the SIGINT at chosen places instead of at random times: a profile hook in the CLI's
-process sends it from the K-th Python call made inside grpc or threading, for every K in a
-range, with a real service, a real sshd target and a preparation that waits (or has failed).
+process sends it from the K-th Python call made inside grpc or threading (where the CLI must
+raise nothing), or inside the CLI's own code (where it raises KeyboardInterrupt), for every K
+while ``main()`` watches Ctrl-C, with a real service, a real sshd target and a preparation that
+waits (or has failed).
 
-What they prove: wherever in that range the signal lands, the command ends with status 130,
-and once it follows the log, with the way to follow again; ``status`` of a FAILED preparation
-does not swallow it in the log read it makes as a courtesy. The others: a second Ctrl-C quits
-even if closing hangs (a fake close that blocks); Ctrl-C at a password prompt on a real
-pseudo-terminal ends the command and gives echo back; an ignored SIGINT stays ignored; a
+What they prove: wherever the signal lands, the command ends with status 130 and no traceback,
+and once ``follow()`` has started, with the way to follow again; ``status`` of a FAILED
+preparation does not swallow it in the log read it makes as a courtesy. The others: a second
+Ctrl-C quits even if closing hangs (a fake close that blocks); Ctrl-C at a password prompt on a
+real pseudo-terminal ends the command and gives echo back; an ignored SIGINT stays ignored; a
 Ctrl-C in one command does not mark the next ones in the same process. What they do not prove:
-places reached only through C code (the hook sees Python calls), or other grpcio versions.
+places reached only through C code (the hook sees Python calls), the instants before ``main()``
+installs its handler and after it gives Python's back, or other grpcio versions.
 """
 
 from __future__ import annotations
@@ -37,45 +40,51 @@ from harness.targets import behave
 from serverprep.clients.cli import _run
 from serverprep.clients.types import STEP_STATE_RUNNING
 
-#: Places to interrupt: the calls of a `logs --follow` up to its first wait for the stream
-#: (about 230 with grpcio 1.85; the run before the fix hung at the 163rd, in `with state.lock`
-#: of grpc's channel as the stream was created).
-PLACES = 240
+#: Places to interrupt, inside grpc: the calls of a `logs --follow` up to its first wait for the
+#: stream (about 230 with grpcio 1.85; the run before the fix hung at the 163rd, in
+#: `with state.lock` of grpc's channel as the stream was created); in our own code, every call
+#: (about 240 of them build the parser).
+PLACES = {"grpc": 240, "ours": 1000}
 #: Per place, how long the command may take to end before the run counts as hung.
 HUNG_AFTER = 20
 
 SCRIPT = textwrap.dedent("""
     import faulthandler, io, os, signal, sys, threading
     from contextlib import redirect_stderr
-    from serverprep.clients.cli import _run, follow
+    from serverprep.clients.cli import follow, main
 
-    places, hung_after, *command = [int(a) for a in sys.argv[1:3]] + sys.argv[3:]
+    places, hung_after, mode, *command = [int(a) for a in sys.argv[1:3]] + sys.argv[3:]
     GRPC = os.path.dirname(__import__("grpc").__file__) + os.sep
     THREADING = threading.__file__
-    at = {"n": 0, "k": 0, "fired": None, "following": False}
+    OURS = os.path.dirname(follow.__file__) + os.sep
+    STREAM_WAIT = (GRPC + "_common.py", "wait")  # a log stream waiting for its next message
+    at = {"n": 0, "k": 0, "fired": None, "following": False, "last": False}
 
     def hook(frame, event, arg):
-        if event != "call" or at["fired"]:
-            return
+        if event != "call" or at["fired"] or signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            return  # only while main() watches Ctrl-C: before and after, Python's own handler is in place
         where = frame.f_code.co_filename
-        if where.startswith(GRPC) or where == THREADING:
+        if where.startswith(GRPC) or where == THREADING if mode == "grpc" else where.startswith(OURS):
             at["n"] += 1
-            if at["n"] == at["k"]:
-                at["fired"] = f"{os.path.basename(where)}:{frame.f_code.co_name}:{frame.f_lineno}"
-                below = frame
-                while below is not None and below.f_code is not follow.follow.__code__:
-                    below = below.f_back
-                at["following"] = below is not None
-                os.kill(os.getpid(), signal.SIGINT)
+        # Our own code runs out of places once the stream waits: that wait is the last place.
+        at["last"] = mode == "ours" and (where, frame.f_code.co_name) == STREAM_WAIT
+        if at["n"] == at["k"] or at["last"]:
+            at["fired"] = f"{os.path.basename(where)}:{frame.f_code.co_name}:{frame.f_lineno}"
+            below = frame.f_back  # follow() itself just called: the signal lands before its first line
+            while below is not None and below.f_code is not follow.follow.__code__:
+                below = below.f_back
+            at["following"] = below is not None
+            print("place", at["k"], at["fired"], file=sys.__stderr__, flush=True)
+            os.kill(os.getpid(), signal.SIGINT)
 
     for k in range(1, places + 1):
-        at.update(n=0, k=k, fired=None, following=False)
+        at.update(n=0, k=k, fired=None, following=False, last=False)
         faulthandler.dump_traceback_later(hung_after, exit=True)  # a hang ends the run with every stack
         err = io.StringIO()
         sys.setprofile(hook)
         try:
             with redirect_stderr(err):
-                code = _run(command, io.StringIO())
+                code = main(command, io.StringIO())
         except KeyboardInterrupt:
             code = "KeyboardInterrupt escaped"
         finally:
@@ -91,16 +100,23 @@ SCRIPT = textwrap.dedent("""
         told = hint or (not at["following"] and said == "serverprep: interrupted\\n")
         if code != 130 or not told:
             sys.exit(f"place {k} ({at['fired']}, following: {at['following']}): exit {code}, said {said!r}")
+        if at["last"]:
+            print("ended with 130 at", k, "places", flush=True)
+            sys.exit()
     print("ended with 130 at", places, "places", flush=True)
 """)
 
 
-def places(address: str, tmp_path, *command: str) -> str:  # type: ignore[no-untyped-def]
-    """Run ``command`` once per place (up to PLACES), interrupted there; what the script printed at the end."""
+def places(address: str, tmp_path, mode: str, *command: str, cap: int = 0) -> str:  # type: ignore[no-untyped-def]
+    """Run ``command`` once per place (up to ``cap``, else PLACES), interrupted there; what the script printed at the end.
+
+    The places are the Python calls inside grpc and threading (``mode="grpc"``), where Ctrl-C must
+    raise nothing, or inside the CLI's own code (``"ours"``), where it raises KeyboardInterrupt."""
     script = tmp_path / "places.py"
     script.write_text(SCRIPT)
-    run = subprocess.run([sys.executable, str(script), str(PLACES), str(HUNG_AFTER), "--address", address, *command],
-                         capture_output=True, text=True, timeout=PLACES * HUNG_AFTER)
+    cap = cap or PLACES[mode]
+    run = subprocess.run([sys.executable, str(script), str(cap), str(HUNG_AFTER), mode, "--address", address, *command],
+                         capture_output=True, text=True, timeout=cap * HUNG_AFTER)
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-4000:]}"
     return run.stdout.strip()
 
@@ -117,19 +133,25 @@ def waiting(service, client, sim):  # type: ignore[no-untyped-def]
     release.touch()
 
 
-def test_ctrl_c_anywhere_inside_grpc_ends_the_follow_with_130_and_the_hint(service, waiting, tmp_path):
-    assert places(service.address, tmp_path, "logs", "sim", "--id", waiting.id, "--follow") == f"ended with 130 at {PLACES} places"
+@pytest.mark.parametrize("mode", ["grpc", "ours"])
+def test_ctrl_c_anywhere_ends_the_follow_with_130_and_the_hint(service, waiting, tmp_path, mode):
+    said = places(service.address, tmp_path, mode, "logs", "sim", "--id", waiting.id, "--follow")
+    if mode == "grpc":
+        assert said == f"ended with 130 at {PLACES[mode]} places"
+    else:  # every call of ours up to the stream's first wait
+        assert said.startswith("ended with 130 at ") and 250 < int(said.split()[4]) < PLACES[mode]
 
 
-def test_ctrl_c_anywhere_inside_grpc_ends_the_status_of_a_failed_preparation_with_130(service, client, sim, tmp_path):
+@pytest.mark.parametrize("mode", ["grpc", "ours"])
+def test_ctrl_c_anywhere_ends_the_status_of_a_failed_preparation_with_130(service, client, sim, tmp_path, mode):
     """``status`` of a FAILED preparation also reads its log for the failed command's last lines: a
     Ctrl-C there must end the command, not just skip the lines."""
     register(client, sim)
     behave(sim, "apt-get", 'case "$*" in *install*) echo "E: Unable to locate package" >&2; exit 100;; esac')
     assert _run(["--address", service.address, "prepare", "sim", "--docker-source", "distro"], io.StringIO()) == 0
     wait_done(client, "sim")
-    said = places(service.address, tmp_path, "status", "sim", "--exit-code")
-    assert said.startswith("ended with 130 at ") and int(said.split()[4]) > 100  # every place of its calls
+    said = places(service.address, tmp_path, mode, "status", "sim", "--exit-code", cap=1000)
+    assert said.startswith("ended with 130 at ") and 100 < int(said.split()[4]) < 1000  # every place of the command
 
 
 def test_a_second_ctrl_c_quits_even_when_closing_the_channel_hangs(service, waiting, tmp_path):
@@ -236,7 +258,7 @@ def test_after_an_interrupted_command_the_next_ones_in_the_process_are_not_inter
     script.write_text(textwrap.dedent("""
         import io, os, pathlib, signal, sys, threading
         from contextlib import redirect_stderr
-        from serverprep.clients.cli import _run
+        from serverprep.clients.cli import main as _run  # as the command runs: main() watches Ctrl-C
         address, prep_id, release = sys.argv[1:]
         follow = ["--address", address, "logs", "sim", "--id", prep_id, "--follow"]
 
