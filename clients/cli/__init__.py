@@ -33,7 +33,7 @@ from serverprep.clients.cli.common import (
     print_error_json,
     wants_json,
 )
-from serverprep.clients.cli.interrupt import ctrl_c, interrupted
+from serverprep.clients.cli.interrupt import interrupted
 from serverprep.clients.cli.terminal import visible
 from serverprep.clients.errors import ServerprepClientError, ServiceUnavailable
 
@@ -109,22 +109,19 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    with ctrl_c.watching():
-        try:
-            args = list(sys.argv[1:] if argv is None else argv)
-            Parser.json_errors = _json_requested(args)
-            code = _run(args, out)
-            out.flush()
-        except KeyboardInterrupt:  # Ctrl-C before a command runs (the parser is being built), or as it prints
-            code = _report(interrupted(), Parser.json_errors)
-        except BrokenPipeError:
-            # The reader left (| head): end quietly, and keep the interpreter's last flush from complaining.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, out.fileno())
-            return EXIT_BROKEN_PIPE
-        if ctrl_c.interrupted() and code != EXIT_INTERRUPTED:  # swallowed by Python (a finalizer), or as the command ended
-            code = _report(interrupted(), Parser.json_errors)
-    return code
+    try:
+        args = list(sys.argv[1:] if argv is None else argv)
+        Parser.json_errors = _json_requested(args)
+        code = _run(args, out)
+        out.flush()
+        return code
+    except KeyboardInterrupt:  # Ctrl-C before a command runs (the parser is being built), or as it prints
+        return _report(interrupted(), Parser.json_errors)
+    except BrokenPipeError:
+        # The reader left (| head): end quietly, and keep the interpreter's last flush from complaining.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _run(argv: list[str], out: TextIO) -> int:

@@ -28,11 +28,14 @@ def make(sub: Any, name: str, text: str, examples: str, parents: list[argparse.A
 
 
 def bind(parser: argparse.ArgumentParser, handler: Handler) -> None:
-    """Run ``handler`` with a client connected as the options say (Ctrl-C closes it); the command writes JSON when asked."""
+    """Run ``handler`` with a client connected as the options say, Ctrl-C watched (interrupt.py); the command writes JSON when asked."""
 
     def run(args: argparse.Namespace, out: TextIO) -> int:
-        with ctrl_c.closing(connect(args)) as client:
-            return handler(client, args, out)
+        with ctrl_c.watching():
+            with ctrl_c.closing(connect(args)) as client:
+                code = handler(client, args, out)
+            del client  # its channel goes while Ctrl-C is watched: a grpc finalizer is a place not to raise
+        return code
 
     parser.set_defaults(run=run, json_output=True)
 

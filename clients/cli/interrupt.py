@@ -2,7 +2,8 @@
 
 A KeyboardInterrupt raised in the middle of grpcio's own code (a log stream being set up, say)
 can leave one of its locks held; the ``Channel.close()`` that follows then waits for good
-(grpc/grpc#19973), and the command hangs without a word. So for as long as ``main()`` runs,
+(grpc/grpc#19973), and the command hangs without a word. So while a command that talks to the
+service runs (``commands.bind``; other commands, such as ``serve``, keep their own handling),
 Ctrl-C is recorded, wakes the thread that closes the current command's channel (if it has
 one), and raises KeyboardInterrupt only where no grpc code is running (at a password prompt,
 while printing, between two attempts of a stream). Inside grpc it raises nothing: the call in
@@ -56,7 +57,7 @@ def interrupted() -> CliError:
 
 
 class CtrlC:
-    """The process's Ctrl-C: whether it was pressed during ``main()``, and what it wakes; one instance, :data:`ctrl_c`."""
+    """The process's Ctrl-C: whether it was pressed during a command, and what it wakes; one instance, :data:`ctrl_c`."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -68,8 +69,9 @@ class CtrlC:
 
     @contextmanager
     def watching(self) -> Iterator[None]:
-        """For ``main()``: Ctrl-C goes through :meth:`handle`, in the main thread, unless SIGINT is ignored
-        (``cmd &`` in a script); in any other thread (a program running the CLI in one) nothing changes."""
+        """While inside, Ctrl-C goes through :meth:`handle`, in the main thread, unless SIGINT is ignored
+        (``cmd &`` in a script); in any other thread (a program running the CLI in one) nothing changes.
+        A Ctrl-C recorded where raising was unsafe ends the command with :func:`interrupted`."""
         previous = signal.getsignal(signal.SIGINT)
         if threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN:
             yield
@@ -78,6 +80,8 @@ class CtrlC:
         signal.signal(signal.SIGINT, self.handle)
         try:
             yield
+            if self.requested:  # the command went on: it was a finalizer or a generator that swallowed it
+                raise interrupted()
         finally:
             signal.signal(signal.SIGINT, previous)
             self.requested = False
@@ -97,7 +101,7 @@ class CtrlC:
     def closing(self, client: Client) -> Closing:
         """Use ``client``, then close it. Ctrl-C inside closes it from another thread, and the command ends
         with :func:`interrupted` (exit 130) unless it raised its own :class:`CliError` (``--follow``'s hint).
-        Without :meth:`watching` (a program calling the commands itself), it only closes the client."""
+        Outside :meth:`watching` (a program calling the commands itself), it only closes the client."""
         return Closing(self, client)
 
 

@@ -7,7 +7,7 @@ CLI printed nothing and never ended (grpc/grpc#19973; seen once in CI as a 30 s 
 tests put the SIGINT at chosen places instead of at random times: a profile hook in the CLI's
 process sends it from the K-th Python call made inside grpc or threading (where the CLI must
 raise nothing), or inside the CLI's own code (where it raises KeyboardInterrupt), for every K
-while ``main()`` watches Ctrl-C, with a real service, a real sshd target and a preparation that
+while the command watches Ctrl-C, with a real service, a real sshd target and a preparation that
 waits (or has failed).
 
 What they prove: wherever the signal lands, the command ends with status 130 and no traceback,
@@ -16,8 +16,8 @@ preparation does not swallow it in the log read it makes as a courtesy. The othe
 Ctrl-C quits even if closing hangs (a fake close that blocks); Ctrl-C at a password prompt on a
 real pseudo-terminal ends the command and gives echo back; an ignored SIGINT stays ignored; a
 Ctrl-C in one command does not mark the next ones in the same process. What they do not prove:
-places reached only through C code (the hook sees Python calls), the instants before ``main()``
-installs its handler and after it gives Python's back, or other grpcio versions.
+places reached only through C code (the hook sees Python calls), the instants before the command
+installs its handler and after it gives Python's back (parsing the command line), or other grpcio versions.
 """
 
 from __future__ import annotations
@@ -42,8 +42,7 @@ from serverprep.clients.types import STEP_STATE_RUNNING
 
 #: Places to interrupt, inside grpc: the calls of a `logs --follow` up to its first wait for the
 #: stream (about 230 with grpcio 1.85; the run before the fix hung at the 163rd, in
-#: `with state.lock` of grpc's channel as the stream was created); in our own code, every call
-#: (about 240 of them build the parser).
+#: `with state.lock` of grpc's channel as the stream was created); in our own code, every call.
 PLACES = {"grpc": 240, "ours": 1000}
 #: Per place, how long the command may take to end before the run counts as hung.
 HUNG_AFTER = 20
@@ -62,7 +61,7 @@ SCRIPT = textwrap.dedent("""
 
     def hook(frame, event, arg):
         if event != "call" or at["fired"] or signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            return  # only while main() watches Ctrl-C: before and after, Python's own handler is in place
+            return  # only while the command watches Ctrl-C: before and after, Python's own handler is in place
         where = frame.f_code.co_filename
         if where.startswith(GRPC) or where == THREADING if mode == "grpc" else where.startswith(OURS):
             at["n"] += 1
@@ -139,7 +138,7 @@ def test_ctrl_c_anywhere_ends_the_follow_with_130_and_the_hint(service, waiting,
     if mode == "grpc":
         assert said == f"ended with 130 at {PLACES[mode]} places"
     else:  # every call of ours up to the stream's first wait
-        assert said.startswith("ended with 130 at ") and 250 < int(said.split()[4]) < PLACES[mode]
+        assert said.startswith("ended with 130 at ") and 20 < int(said.split()[4]) < PLACES[mode]
 
 
 @pytest.mark.parametrize("mode", ["grpc", "ours"])
@@ -151,7 +150,7 @@ def test_ctrl_c_anywhere_ends_the_status_of_a_failed_preparation_with_130(servic
     assert _run(["--address", service.address, "prepare", "sim", "--docker-source", "distro"], io.StringIO()) == 0
     wait_done(client, "sim")
     said = places(service.address, tmp_path, mode, "status", "sim", "--exit-code", cap=1000)
-    assert said.startswith("ended with 130 at ") and 100 < int(said.split()[4]) < 1000  # every place of the command
+    assert said.startswith("ended with 130 at ") and 10 < int(said.split()[4]) < 1000  # every place of the command
 
 
 def test_a_second_ctrl_c_quits_even_when_closing_the_channel_hangs(service, waiting, tmp_path):
@@ -258,7 +257,7 @@ def test_after_an_interrupted_command_the_next_ones_in_the_process_are_not_inter
     script.write_text(textwrap.dedent("""
         import io, os, pathlib, signal, sys, threading
         from contextlib import redirect_stderr
-        from serverprep.clients.cli import main as _run  # as the command runs: main() watches Ctrl-C
+        from serverprep.clients.cli import main as _run  # as the command runs
         address, prep_id, release = sys.argv[1:]
         follow = ["--address", address, "logs", "sim", "--id", prep_id, "--follow"]
 
