@@ -96,7 +96,7 @@ SCRIPT = textwrap.dedent("""
         # Once the log is being followed, the way to follow it again must be said (before, the command
         # may still reach the log as the channel closes).
         hint = said.startswith("serverprep: stopped following")
-        told = hint or (not at["following"] and said == "serverprep: interrupted\\n")
+        told = "Traceback" not in said and (hint or (not at["following"] and said == "serverprep: interrupted\\n"))
         if code != 130 or not told:
             sys.exit(f"place {k} ({at['fired']}, following: {at['following']}): exit {code}, said {said!r}")
         if at["last"]:
