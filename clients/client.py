@@ -5,6 +5,8 @@ Long because it is the documented public API: every method carries its docstring
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any, Unpack
@@ -25,6 +27,11 @@ __all__ = ["Client", "ServerprepClientError", "TERMINAL", "prepare_options"]
 
 #: Errors after which a log stream is picked up again by sequence number.
 RESUMABLE = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+
+#: Seconds :meth:`Client.close` waits for grpcio's close, which takes milliseconds unless it never ends.
+CLOSE_WAIT = 2.0
+
+log = logging.getLogger(__name__)
 
 
 class Client:
@@ -85,8 +92,19 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        """Close the channel; calls in flight end with :class:`ServiceUnavailable` or ``CANCELLED``."""
-        self.channel.close()
+        """Close the channel; calls in flight end with :class:`ServiceUnavailable` or ``CANCELLED``.
+
+        It returns within ``CLOSE_WAIT`` seconds. An exception raised inside grpcio's own code (a
+        KeyboardInterrupt from Ctrl-C, or any other raised by a signal handler) can leave the channel
+        waiting for a call that never ends, and grpcio's close then waits for good (grpc/grpc#19973):
+        such a close is left to finish in a daemon thread, with a warning, so that the program can end.
+        """
+        closer = threading.Thread(target=self.channel.close, name="serverprep-client-close", daemon=True)
+        closer.start()
+        closer.join(CLOSE_WAIT)
+        if closer.is_alive():
+            log.warning("the gRPC channel to %s did not close within %g s (an exception raised inside grpcio, "
+                        "grpc/grpc#19973); it is left closing in the background", self.address, CLOSE_WAIT)
 
     def _call(self, method: Any, request: Any) -> Any:
         try:

@@ -74,6 +74,24 @@ def client(service: ServiceThread) -> Iterator[Client]:
         yield c
 
 
+@pytest.fixture
+def waiting(service: ServiceThread, client: Client, sim):  # type: ignore[no-untyped-def]
+    """A preparation of ``sim`` whose update_packages prints a line ("waiting"), then waits until the test ends."""
+    import io
+
+    from harness.targets import behave
+    from serverprep.clients.cli import _run
+    from serverprep.clients.types import STEP_STATE_RUNNING
+
+    register(client, sim)
+    release = sim.extra["sim"] / "release"
+    behave(sim, "apt-get", f'case "$*" in *update*) echo waiting; while [ ! -e {release} ]; do sleep 0.1; done;; esac')
+    assert _run(["--address", service.address, "prepare", "sim", "--docker-source", "distro"], io.StringIO()) == 0
+    wait_step(client, "sim", "update_packages", STEP_STATE_RUNNING)
+    yield client.status("sim")
+    release.touch()
+
+
 def wait_done(client: Client, server: str, prep_id: str = "", timeout: float = 120):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

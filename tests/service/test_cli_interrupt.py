@@ -35,10 +35,9 @@ import time
 
 import pytest
 
-from conftest import register, wait_done, wait_step
+from conftest import register, wait_done
 from harness.targets import behave
 from serverprep.clients.cli import _run
-from serverprep.clients.types import STEP_STATE_RUNNING
 
 #: Places to interrupt, inside grpc: the calls of a `logs --follow` up to its first wait for the
 #: stream (about 230 with grpcio 1.85; the run before the fix hung at the 163rd, in
@@ -118,18 +117,6 @@ def places(address: str, tmp_path, mode: str, *command: str, cap: int = 0) -> st
                          capture_output=True, text=True, timeout=cap * HUNG_AFTER)
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-4000:]}"
     return run.stdout.strip()
-
-
-@pytest.fixture
-def waiting(service, client, sim):  # type: ignore[no-untyped-def]
-    """A preparation whose update_packages prints a line, then waits until the test ends."""
-    register(client, sim)
-    release = sim.extra["sim"] / "release"
-    behave(sim, "apt-get", f'case "$*" in *update*) echo waiting; while [ ! -e {release} ]; do sleep 0.1; done;; esac')
-    assert _run(["--address", service.address, "prepare", "sim", "--docker-source", "distro"], io.StringIO()) == 0
-    wait_step(client, "sim", "update_packages", STEP_STATE_RUNNING)
-    yield client.status("sim")
-    release.touch()
 
 
 @pytest.mark.parametrize("mode", ["grpc", "ours"])
