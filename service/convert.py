@@ -222,7 +222,7 @@ _STEP_STATE_FIELD = {s: _tagged(b"\x30", n) for s, n in STEP_STATE.items()}
 _PREP_STATE_FIELD = {s: _tagged(b"\x38", n) for s, n in PREP_STATE.items()}
 
 
-#: Sets an entry's ``_wire``: the entry is frozen, and its cache is not one of its fields.
+#: Sets an entry's ``_wire``, a cache beside its fields.
 _set_wire = LogEntry._wire.__set__  # type: ignore[attr-defined]
 
 
