@@ -12,6 +12,7 @@ loop (:func:`on_engine`): the store, the scheduler and the log bus belong to it 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Coroutine
@@ -87,12 +88,22 @@ async def stream_on_engine(engine: asyncio.AbstractEventLoop | None, items: Asyn
         async for item in items:
             yield item
         return
-    # An item crosses to this loop without waiting for an answer; the engine side waits only when
-    # STREAM_AHEAD items are out and unread (`room`, shared by both threads under `lock`).
-    queue: asyncio.Queue[Any] = asyncio.Queue()
+    # An item crosses to this loop without waiting for an answer, and wakes this side only when it may
+    # be waiting (nothing was queued): a wake-up costs a write to the loop's self-pipe and a pass of
+    # the loop. The engine side waits only when STREAM_AHEAD items are out and unread. `queued`,
+    # `room` and `ready`'s clearing are shared by both threads under `lock`.
+    queued: collections.deque[Any] = collections.deque()
+    ready = asyncio.Event()
     lock = threading.Lock()
     room = STREAM_AHEAD
     space: asyncio.Event | None = None  # the engine side's, made there
+
+    def send(item: Any) -> None:
+        with lock:
+            queued.append(item)
+            first = len(queued) == 1
+        if first:
+            here.call_soon_threadsafe(ready.set)
 
     async def produce() -> None:
         nonlocal room, space
@@ -107,7 +118,7 @@ async def stream_on_engine(engine: asyncio.AbstractEventLoop | None, items: Asyn
                             break
                         space.clear()
                     await space.wait()
-                here.call_soon_threadsafe(queue.put_nowait, item)
+                send(item)
         except Exception as e:  # noqa: BLE001 - raised on the gRPC side
             end = e
         except BaseException:  # cancelled (or the engine is going down): the stream did not end
@@ -115,21 +126,28 @@ async def stream_on_engine(engine: asyncio.AbstractEventLoop | None, items: Asyn
             raise
         finally:
             with contextlib.suppress(RuntimeError):  # the gRPC loop is closed: nobody is left to tell
-                here.call_soon_threadsafe(queue.put_nowait, end)
+                send(end)
             aclose = getattr(items, "aclose", None)
             if aclose is not None:
                 await aclose()
 
     producer = asyncio.run_coroutine_threadsafe(produce(), engine)
     try:
-        while (item := await queue.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
+        while True:
+            await ready.wait()
             with lock:
+                if not queued:
+                    ready.clear()
+                    continue
+                item = queued.popleft()
+                if item is _END or isinstance(item, BaseException):
+                    break
                 room += 1
                 was_full = room == 1
             if was_full and space is not None:
                 engine.call_soon_threadsafe(space.set)
             yield item
+        if item is not _END:
+            raise item
     finally:
         producer.cancel()
