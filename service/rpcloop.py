@@ -15,6 +15,7 @@ import asyncio
 import collections
 import contextlib
 import threading
+import weakref
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
@@ -77,6 +78,47 @@ async def on_engine(engine: asyncio.AbstractEventLoop | None, coro: Coroutine[An
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, engine))
 
 
+class _Wakes:
+    """Events of one loop set from other threads, together: each ``call_soon_threadsafe`` costs a write
+    to the loop's self-pipe and a pass of the loop, and the live readers of one preparation get the
+    same entries in the same pass of the engine loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.events: list[asyncio.Event] = []
+
+    def set(self, event: asyncio.Event) -> None:
+        with self.lock:
+            self.events.append(event)
+            if len(self.events) > 1:
+                return  # a wake-up is on its way
+        try:
+            self.loop.call_soon_threadsafe(self._set_all)
+        except RuntimeError:  # the loop is closed
+            with self.lock:
+                self.events.clear()
+            raise
+
+    def _set_all(self) -> None:
+        with self.lock:
+            events, self.events = self.events, []
+        for event in events:
+            event.set()
+
+
+_WAKES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Wakes] = weakref.WeakKeyDictionary()
+_WAKES_LOCK = threading.Lock()
+
+
+def _wakes(loop: asyncio.AbstractEventLoop) -> _Wakes:
+    with _WAKES_LOCK:
+        wakes = _WAKES.get(loop)
+        if wakes is None:
+            wakes = _WAKES[loop] = _Wakes(loop)
+        return wakes
+
+
 async def stream_on_engine(engine: asyncio.AbstractEventLoop | None, items: AsyncIterator[T]) -> AsyncIterator[T]:
     """Iterate ``items`` on the ``engine`` loop and yield them here, at most STREAM_AHEAD ahead.
 
@@ -89,9 +131,10 @@ async def stream_on_engine(engine: asyncio.AbstractEventLoop | None, items: Asyn
             yield item
         return
     # An item crosses to this loop without waiting for an answer, and wakes this side only when it may
-    # be waiting (nothing was queued): a wake-up costs a write to the loop's self-pipe and a pass of
-    # the loop. The engine side waits only when STREAM_AHEAD items are out and unread. `queued`,
-    # `room` and `ready`'s clearing are shared by both threads under `lock`.
+    # be waiting (nothing was queued), with the other streams' wake-ups of the moment (_Wakes). The
+    # engine side waits only when STREAM_AHEAD items are out and unread. `queued`, `room` and
+    # `ready`'s clearing are shared by both threads under `lock`.
+    wakes = _wakes(here)
     queued: collections.deque[Any] = collections.deque()
     ready = asyncio.Event()
     lock = threading.Lock()
@@ -103,7 +146,7 @@ async def stream_on_engine(engine: asyncio.AbstractEventLoop | None, items: Asyn
             queued.append(item)
             first = len(queued) == 1
         if first:
-            here.call_soon_threadsafe(ready.set)
+            wakes.set(ready)
 
     async def produce() -> None:
         nonlocal room, space

@@ -121,3 +121,31 @@ def test_closing_the_loop_cancels_what_is_pending_and_ends_its_thread():
     assert cancelled.is_set() and rpc.loop.is_closed()
     assert not any(t.name == "test-closing" for t in threading.enumerate())
     rpc.close()  # again: nothing to do
+
+
+def test_many_streams_at_once_each_get_every_item_in_order():
+    """The wake-ups of the streams crossing to one loop are shared (one self-pipe write for all the
+    items of a moment): none may be lost, whichever side runs ahead."""
+
+    async def items(n: int):
+        for i in range(n):
+            if i % 7 == 0:
+                await asyncio.sleep(0)  # the engine side lets the others in, as a preparation's log does
+            yield i
+
+    async def read(engine: asyncio.AbstractEventLoop, n: int, slow: bool) -> list[int]:
+        got = []
+        async for i in stream_on_engine(engine, items(n)):
+            got.append(i)
+            if slow and i % 5 == 0:
+                await asyncio.sleep(0.001)
+        return got
+
+    async def run(engine: asyncio.AbstractEventLoop) -> None:
+        sizes = [1, 2, STREAM_AHEAD, 50, 300, 1000] * 2
+        got = await asyncio.wait_for(asyncio.gather(*(read(engine, n, i % 2 == 0) for i, n in enumerate(sizes))), 60)
+        assert got == [list(range(n)) for n in sizes]
+
+    with Engine() as engine:
+        for _ in range(3):
+            asyncio.run(run(engine))
