@@ -20,10 +20,9 @@ Messages = list[tuple[bytes, PrepState]]
 
 class SharedMessages:
     """The last batch's messages of each preparation read live, within ``max_bytes`` in all (the
-    preparations read least recently go first). A batch over ``max_one`` bytes is not kept, nor the
-    last one of a preparation (its state after is terminal: no reader will read further)."""
+    preparations read least recently go first); a batch over ``max_one`` bytes is not kept."""
 
-    def __init__(self, max_bytes: int = 4 << 20, max_one: int = 512 << 10) -> None:
+    def __init__(self, max_bytes: int = 8 << 20, max_one: int = 1 << 20) -> None:
         self.max_bytes = max_bytes
         self.max_one = max_one
         self.size = 0
@@ -45,7 +44,7 @@ class SharedMessages:
             del self._kept[prep_id]
             self.size -= kept[2]
         size = sum(len(message) for message, _ in made)
-        if size <= self.max_one and made[-1][1].active:
+        if size <= self.max_one:
             self._kept[prep_id] = (key, made, size)
             self.size += size
             while self.size > self.max_bytes:

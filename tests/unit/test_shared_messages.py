@@ -40,7 +40,7 @@ def test_readers_of_the_same_batch_share_its_messages_and_each_gets_what_convert
         got = shared.messages(prep, batch, state, limit)
         assert got == list(convert.stream_logs_messages(batch, state, limit))
         again = shared.messages(prep, list(batch), state, limit)  # another reader: its own list of the same entries
-        assert again is got if got[-1][1].active else again == got  # a preparation's last batch is not kept
+        assert again is got
         # The same entries under another limit, or after another state: other messages, not the kept ones.
         other = PrepState.FAILED if state is PrepState.RUNNING else PrepState.RUNNING
         assert shared.messages(prep, batch, state, 301) == list(convert.stream_logs_messages(batch, state, 301))
@@ -58,15 +58,3 @@ def test_what_is_kept_stays_within_its_bounds():
     big = [LogEntry(1, time.time(), "s", Stream.STDOUT, "y" * 10_000)]
     first = shared.messages("big", big, PrepState.RUNNING, 1 << 20)
     assert "big" not in shared._kept and shared.messages("big", big, PrepState.RUNNING, 1 << 20) is not first
-
-
-def test_the_last_batch_of_a_preparation_is_not_kept():
-    """A preparation's last batch ends in a terminal state: nobody reads past it, so keeping it would
-    hold its messages until other preparations push them out."""
-    shared, entries = SharedMessages(), log(20, seed=3)
-    shared.messages("p1", entries[:10], PrepState.RUNNING, 1 << 20)
-    assert "p1" in shared._kept
-    ended = [*entries[10:19], LogEntry(20, time.time(), "", Stream.EVENT, "preparation SUCCEEDED", prep_state=PrepState.SUCCEEDED)]
-    made = shared.messages("p1", ended, PrepState.RUNNING, 1 << 20)
-    assert made[-1][1] is PrepState.SUCCEEDED
-    assert "p1" not in shared._kept and shared.size == 0
