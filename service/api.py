@@ -18,7 +18,6 @@ from serverprep.service.preparations import Preparations
 from serverprep.service.rpcerrors import to_status
 from serverprep.service.rpcloop import on_engine, stream_on_engine
 from serverprep.service.servers import Servers
-from serverprep.service.sharedlog import SharedMessages
 from serverprep.v1 import preparations_pb2 as pb
 from serverprep.v1 import preparations_pb2_grpc as pb_grpc
 from serverprep.v1 import servers_pb2 as spb
@@ -104,7 +103,6 @@ class PreparationService(pb_grpc.PreparationServiceServicer):
         self.preparations = preparations
         self.message_bytes = message_bytes
         self.engine = engine
-        self.shared = SharedMessages()
 
     @_rpc
     async def Prepare(self, request: pb.PrepareRequest, context: grpc.aio.ServicerContext) -> pb.PrepareResponse:
@@ -136,12 +134,11 @@ class PreparationService(pb_grpc.PreparationServiceServicer):
         if request.after_seq < 0:
             raise InvalidArgument({"after_seq": "must not be negative"})
         # Messages go out already encoded (see server.stream_logs_serializer): each entry is encoded
-        # once for all its live readers, and a message is a join of encoded entries, made once for
-        # the readers that keep up (sharedlog).
+        # once for all its live readers, and a message is a join of encoded entries.
         state = None
         async for prep, batch in self.preparations.logs(request.server, request.preparation_id, request.after_seq,
                                                         follow=not request.no_follow):
-            for message, after in self.shared.messages(prep.id, batch, state or prep.state, self.message_bytes):
+            for message, after in convert.stream_logs_messages(batch, state or prep.state, self.message_bytes):
                 state = after  # the state the next batch starts from
                 yield message
 
