@@ -84,7 +84,7 @@ class _Wakes:
     same entries in the same pass of the engine loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        self.loop = weakref.ref(loop)  # not a strong one: _WAKES would then keep every loop alive
         self.lock = threading.Lock()
         self.events: list[asyncio.Event] = []
 
@@ -94,7 +94,10 @@ class _Wakes:
             if len(self.events) > 1:
                 return  # a wake-up is on its way
         try:
-            self.loop.call_soon_threadsafe(self._set_all)
+            loop = self.loop()
+            if loop is None:
+                raise RuntimeError("Event loop is closed")
+            loop.call_soon_threadsafe(self._set_all)
         except RuntimeError:  # the loop is closed
             with self.lock:
                 self.events.clear()

@@ -149,3 +149,25 @@ def test_many_streams_at_once_each_get_every_item_in_order():
     with Engine() as engine:
         for _ in range(3):
             asyncio.run(run(engine))
+
+
+def test_the_shared_wake_ups_keep_no_loop_alive():
+    """A loop that streams crossed to is freed once closed and dropped (the registry holds it weakly)."""
+    import gc
+    import weakref
+
+
+    async def one(engine: asyncio.AbstractEventLoop) -> list[int]:
+        async def items():
+            yield 1
+
+        return [i async for i in stream_on_engine(engine, items())]
+
+    with Engine() as engine:
+        loop = asyncio.new_event_loop()
+        assert loop.run_until_complete(one(engine)) == [1]
+        loop.close()
+        gone = weakref.ref(loop)
+        del loop
+        gc.collect()
+        assert gone() is None
