@@ -156,7 +156,6 @@ def test_the_shared_wake_ups_keep_no_loop_alive():
     import gc
     import weakref
 
-
     async def one(engine: asyncio.AbstractEventLoop) -> list[int]:
         async def items():
             yield 1
