@@ -6,6 +6,7 @@ Long because it is the documented public API: every method carries its docstring
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -98,9 +99,17 @@ class Client:
         KeyboardInterrupt from Ctrl-C, or any other raised by a signal handler) can leave the channel
         waiting for a call that never ends, and grpcio's close then waits for good (grpc/grpc#19973):
         such a close is left to finish in a daemon thread, with a warning, so that the program can end.
+        While Python shuts down (a finalizer, an ``atexit`` hook), where no thread can start, it closes directly.
         """
+        if sys.is_finalizing():
+            self.channel.close()
+            return
         closer = threading.Thread(target=self.channel.close, name="serverprep-client-close", daemon=True)
-        closer.start()
+        try:
+            closer.start()
+        except RuntimeError:  # "can't create new thread at interpreter shutdown" (PythonFinalizationError in 3.13)
+            self.channel.close()
+            return
         closer.join(CLOSE_WAIT)
         if closer.is_alive():
             log.warning("the gRPC channel to %s did not close within %g s (an exception raised inside grpcio, "

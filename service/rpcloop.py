@@ -89,16 +89,20 @@ class _Wakes:
         self.events: list[asyncio.Event] = []
 
     def set(self, event: asyncio.Event) -> None:
+        """Set ``event`` in the loop's thread; RuntimeError when the loop is closed (a wake-up it dropped
+        as it closed would otherwise pass every later one off as already on its way)."""
+        loop = self.loop()
+        if loop is None or loop.is_closed():
+            with self.lock:
+                self.events.clear()
+            raise RuntimeError("Event loop is closed")
         with self.lock:
             self.events.append(event)
             if len(self.events) > 1:
                 return  # a wake-up is on its way
         try:
-            loop = self.loop()
-            if loop is None:
-                raise RuntimeError("Event loop is closed")
             loop.call_soon_threadsafe(self._set_all)
-        except RuntimeError:  # the loop is closed
+        except RuntimeError:  # closed meanwhile
             with self.lock:
                 self.events.clear()
             raise
@@ -145,6 +149,8 @@ async def stream_on_engine(engine: asyncio.AbstractEventLoop | None, items: Asyn
     space: asyncio.Event | None = None  # the engine side's, made there
 
     def send(item: Any) -> None:
+        if here.is_closed():  # the gRPC side is gone: the producer ends (its iterator closed) as it did before
+            raise RuntimeError("Event loop is closed")
         with lock:
             queued.append(item)
             first = len(queued) == 1

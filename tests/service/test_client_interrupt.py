@@ -72,6 +72,7 @@ SCRIPT = textwrap.dedent("""
         faulthandler.cancel_dump_traceback_later()
         if not at["fired"]:
             sys.exit(f"place {k}: no Ctrl-C, yet the stream ended")
+    faulthandler.dump_traceback_later(hung_after, exit=True)  # the exit too, with the closes left behind
     print(f"ended at {places} places; {len(left)} closes left in the background", flush=True)
 """)
 
@@ -85,7 +86,7 @@ def test_ctrl_c_anywhere_in_a_log_stream_ends_the_with_block_and_the_program(ser
     said, closes = run.stdout.strip().rsplit("; ", 1)
     assert said == f"ended at {PLACES} places"
     # Some places leave grpcio's close waiting for good, else this test proves nothing about them.
-    assert int(closes.split()[0]) >= 1, closes
+    assert int(closes.split()[0]) >= 1, f"{closes}: has this grpcio fixed grpc/grpc#19973? Then this check can go"
 
 
 def test_close_ends_a_stream_in_flight_and_leaves_nothing_behind(service, waiting, caplog):
@@ -108,4 +109,27 @@ def test_close_ends_a_stream_in_flight_and_leaves_nothing_behind(service, waitin
     reader.join(30)
     assert not reader.is_alive() and len(ended) == 1
     assert getattr(ended[0], "code", None) is not None and ended[0].code.name == "CANCELLED", ended  # type: ignore[attr-defined]
-    assert not caplog.records, caplog.text
+    assert not [r for r in caplog.records if r.name == "serverprep.clients.client"], caplog.text
+
+
+def test_close_while_python_shuts_down_closes_directly(tmp_path):
+    """No thread can start then (RuntimeError from 3.12 on), and in 3.11 one started from a finalizer never
+    runs: close() from a finalizer or an ``atexit`` hook closes on the spot, and the program ends."""
+    script = tmp_path / "shutdown.py"
+    script.write_text(textwrap.dedent("""
+        import atexit, sys
+        from serverprep.clients import Client
+
+        class Holder:  # a module global, finalized as the interpreter shuts down
+            def __init__(self):
+                self.client = Client("127.0.0.1:1")
+            def __del__(self):
+                self.client.close()
+                print("closed in a finalizer", file=sys.stderr, flush=True)
+
+        holder = Holder()
+        late = Client("127.0.0.1:1")
+        atexit.register(lambda: (late.close(), print("closed at exit", file=sys.stderr, flush=True)))
+    """))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert (run.returncode, run.stderr) == (0, "closed at exit\nclosed in a finalizer\n")
