@@ -83,13 +83,23 @@ def main_serve(argv: list[str]) -> int:
         return e.code
 
 
-def run_serve(args: argparse.Namespace, out: TextIO) -> int:
-    from serverprep.service.server import serve
+#: PostgreSQL's drivers, which peewee imports whatever the database (psycopg2-binary maps its own
+#: libpq, libssl and libcrypto: 5 MiB of a SQLite service's 74 MiB at rest).
+POSTGRES_DRIVERS = ("psycopg2", "psycopg2cffi", "psycopg")
 
+
+def run_serve(args: argparse.Namespace, out: TextIO) -> int:
     try:
         settings = Settings.from_args(args)
     except InvalidSetting as e:
         raise CliError(str(e), EXIT_USAGE) from None
+    if not settings.database_url or settings.database_url.startswith("sqlite"):
+        # Before peewee is imported: it then finds no PostgreSQL driver, as where none is installed.
+        # A driver already imported (the service in a test's process) stays.
+        for name in POSTGRES_DRIVERS:
+            sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    from serverprep.service.server import serve
+
     logconfig.configure(settings.log_level, settings.log_format)
     try:
         asyncio.run(serve(settings))
