@@ -84,7 +84,7 @@ def main_serve(argv: list[str]) -> int:
 
 
 #: PostgreSQL's drivers, which peewee imports whatever the database (psycopg2-binary maps its own
-#: libpq, libssl and libcrypto: 5 MiB of a SQLite service's 74 MiB at rest).
+#: libpq, libssl and libcrypto: 5 MiB of a SQLite service's 75 MiB at rest).
 POSTGRES_DRIVERS = ("psycopg2", "psycopg2cffi", "psycopg")
 
 
