@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -93,12 +95,9 @@ def run_serve(args: argparse.Namespace, out: TextIO) -> int:
         settings = Settings.from_args(args)
     except InvalidSetting as e:
         raise CliError(str(e), EXIT_USAGE) from None
-    if not settings.database_url or settings.database_url.startswith("sqlite"):
-        # Before peewee is imported: it then finds no PostgreSQL driver, as where none is installed.
-        # A driver already imported (the service in a test's process) stays.
-        for name in POSTGRES_DRIVERS:
-            sys.modules.setdefault(name, None)  # type: ignore[arg-type]
-    from serverprep.service.server import serve
+    sqlite = not settings.database_url or settings.database_url.lower().startswith("sqlite")
+    with _hidden(POSTGRES_DRIVERS if sqlite else ()):
+        from serverprep.service.server import serve
 
     logconfig.configure(settings.log_level, settings.log_format)
     try:
@@ -200,3 +199,19 @@ def run_prune(args: argparse.Namespace, out: TextIO) -> int:
         print(f"removed {result['removed']} preparations ({result['log_lines']} log lines); database "
               f"{result['size_before']:,} -> {result['size_after']:,} bytes", file=out)
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _hidden(modules: tuple[str, ...]) -> Iterator[None]:
+    """Imports made inside find ``modules`` not installed (peewee then keeps no PostgreSQL driver);
+    after it they import as usual (a plugin that needs one gets it). One already imported (the
+    service in a test's process) stays as it is."""
+    hidden = [name for name in modules if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
