@@ -89,20 +89,19 @@ class _Wakes:
         self.events: list[asyncio.Event] = []
 
     def set(self, event: asyncio.Event) -> None:
-        """Set ``event`` in the loop's thread; RuntimeError when the loop is closed (a wake-up it dropped
-        as it closed would otherwise pass every later one off as already on its way)."""
-        loop = self.loop()
-        if loop is None or loop.is_closed():
-            with self.lock:
-                self.events.clear()
-            raise RuntimeError("Event loop is closed")
+        """Set ``event`` in the loop's thread; RuntimeError when the loop is closed. Its caller
+        (``send``) checks for a closed loop before every item, so a wake-up dropped as the loop
+        closed cannot pass a later one off as already on its way."""
         with self.lock:
             self.events.append(event)
             if len(self.events) > 1:
                 return  # a wake-up is on its way
         try:
+            loop = self.loop()
+            if loop is None:
+                raise RuntimeError("Event loop is closed")
             loop.call_soon_threadsafe(self._set_all)
-        except RuntimeError:  # closed meanwhile
+        except RuntimeError:  # the loop is closed
             with self.lock:
                 self.events.clear()
             raise
